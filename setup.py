@@ -1,0 +1,33 @@
+"""ament_python package: builds with `colcon build` on a ROS 2 install and with `pip install -e .`."""
+
+from glob import glob
+
+from setuptools import find_packages, setup
+
+PACKAGE = "lix_ros"
+
+setup(
+    name=PACKAGE,
+    version="0.1.0",
+    packages=find_packages(include=["lix_ros", "lix_ros.*", "training", "training.*"]),
+    package_data={"lix_ros": ["checkpoints/*.pt"]},
+    data_files=[
+        ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
+        (f"share/{PACKAGE}", ["package.xml"]),
+        (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
+        (f"share/{PACKAGE}/config", glob("config/*.yaml") + glob("config/*.xml")),
+        (f"share/{PACKAGE}/config/training", glob("config/training/*.yaml")),
+    ],
+    install_requires=["setuptools"],
+    zip_safe=True,
+    maintainer="lix_ros maintainers",
+    maintainer_email="maintainers@lix-ros.dev",
+    description="LIX-distilled camera-only semantic segmentation for ROS 2",
+    license="Apache-2.0",
+    extras_require={"test": ["pytest"]},
+    entry_points={
+        "console_scripts": [
+            "lix-data = lix_ros.cli.data:main",
+        ],
+    },
+)
