@@ -28,6 +28,9 @@ setup(
     entry_points={
         "console_scripts": [
             "lix-data = lix_ros.cli.data:main",
+            "lix-train = training.cli:main",
+            "lix-eval = training.evaluate:main",
+            "lix-export = training.export:main",
         ],
     },
 )

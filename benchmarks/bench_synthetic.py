@@ -14,11 +14,11 @@ import time
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
+import cv2
+import numpy as np
 
-from lix_ros.data.classes import CLASS_NAMES, NUM_CLASSES  # noqa: E402
-from lix_ros.data.synthetic import drive, render_frame, split_seeds  # noqa: E402
+from lix_ros.data.classes import CLASS_NAMES, NUM_CLASSES
+from lix_ros.data.synthetic import drive, render_frame, split_seeds
 
 
 def main() -> None:

@@ -1,0 +1,126 @@
+"""The one checkpoint file: format version, architecture, class table, normalisation, input size and
+modalities, training metadata and the state dict. Loaded only with weights_only=True and schema-checked."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from lix_ros.data.classes import CLASS_NAMES
+from lix_ros.models.registry import ModelConfig, build_model
+
+FORMAT = "lix_ros.segmentation"
+FORMAT_VERSION = 1
+RGB_MEAN = (0.485, 0.456, 0.406)
+RGB_STD = (0.229, 0.224, 0.225)
+
+
+class CheckpointError(Exception):
+    """A checkpoint that cannot be used; the message names the file and the field."""
+
+
+def make_checkpoint(model: nn.Module, config: ModelConfig, input_size: tuple[int, int],
+                    training: dict | None = None, class_names: tuple[str, ...] = CLASS_NAMES) -> dict:
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "arch": config.to_dict(),
+        "classes": list(class_names),
+        "normalization": {"mean": list(RGB_MEAN), "std": list(RGB_STD)},
+        "input_size": [int(input_size[0]), int(input_size[1])],
+        "modalities": config.modalities,
+        "training": dict(training or {}),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+    }
+
+
+def atomic_save(obj: dict, path: str | Path) -> None:
+    """Write to a temporary file in the same directory, fsync, then rename: never a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            torch.save(obj, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _require(ckpt: dict, path: Path, field: str, kind: type | tuple[type, ...]):
+    if field not in ckpt:
+        raise CheckpointError(f"{path}: missing field {field!r}")
+    if not isinstance(ckpt[field], kind):
+        raise CheckpointError(f"{path}: field {field!r} has type {type(ckpt[field]).__name__}")
+    return ckpt[field]
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    """Load and schema-check a checkpoint file (no model built)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # truncated zip, pickle with disallowed globals, not a torch file
+        reason = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
+        raise CheckpointError(f"{path}: not a readable checkpoint ({reason})") from None
+    if not isinstance(ckpt, dict):
+        raise CheckpointError(f"{path}: expected a dict, got {type(ckpt).__name__}")
+    if ckpt.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: field 'format' is {ckpt.get('format')!r}, expected {FORMAT!r}")
+    version = _require(ckpt, path, "format_version", int)
+    if version != FORMAT_VERSION:
+        raise CheckpointError(f"{path}: field 'format_version' is {version}, this lix_ros reads {FORMAT_VERSION}")
+    _require(ckpt, path, "arch", dict)
+    classes = _require(ckpt, path, "classes", list)
+    if not classes or not all(isinstance(c, str) for c in classes):
+        raise CheckpointError(f"{path}: field 'classes' must be a non-empty list of names")
+    norm = _require(ckpt, path, "normalization", dict)
+    for key in ("mean", "std"):
+        if not (isinstance(norm.get(key), list) and len(norm[key]) == 3):
+            raise CheckpointError(f"{path}: field 'normalization.{key}' must be 3 numbers")
+    size = _require(ckpt, path, "input_size", list)
+    if len(size) != 2 or not all(isinstance(s, int) and s > 0 for s in size):
+        raise CheckpointError(f"{path}: field 'input_size' must be [height, width], got {size}")
+    _require(ckpt, path, "modalities", list)
+    _require(ckpt, path, "training", dict)
+    _require(ckpt, path, "state_dict", dict)
+    try:
+        config = ModelConfig.from_dict(ckpt["arch"])
+    except (TypeError, ValueError) as error:
+        raise CheckpointError(f"{path}: field 'arch' is invalid: {error}") from None
+    if config.num_classes != len(classes):
+        raise CheckpointError(f"{path}: field 'classes' has {len(classes)} names but arch.num_classes is "
+                              f"{config.num_classes}")
+    if ckpt["modalities"] != config.modalities:
+        raise CheckpointError(f"{path}: field 'modalities' {ckpt['modalities']} does not match arch "
+                              f"{config.modalities}")
+    return ckpt
+
+
+def load_model(path: str | Path, expect_classes: list[str] | tuple[str, ...] | None = None,
+               expect_modalities: list[str] | None = None) -> tuple[nn.Module, dict]:
+    """Build the model of a checkpoint, load its weights, check it fits the caller; eval mode."""
+    ckpt = read_checkpoint(path)
+    if expect_classes is not None and list(expect_classes) != ckpt["classes"]:
+        raise CheckpointError(f"{path}: field 'classes' {ckpt['classes'][:4]}... does not match the expected "
+                              f"class table {list(expect_classes)[:4]}... ({len(expect_classes)} classes)")
+    if expect_modalities is not None and list(expect_modalities) != ckpt["modalities"]:
+        raise CheckpointError(f"{path}: field 'modalities' is {ckpt['modalities']}, expected {list(expect_modalities)}")
+    model = build_model(ckpt["arch"])
+    try:
+        model.load_state_dict(ckpt["state_dict"], strict=True)
+    except RuntimeError as error:
+        first = str(error).strip().splitlines()
+        raise CheckpointError(f"{path}: field 'state_dict' does not fit arch {ckpt['arch']}: "
+                              f"{' '.join(first[:2])[:300]}") from None
+    model.eval()
+    return model, ckpt

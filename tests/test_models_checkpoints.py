@@ -1,0 +1,111 @@
+import numpy as np
+import pytest
+import torch
+
+from lix_ros.checkpoint import CheckpointError, atomic_save, load_model, make_checkpoint, read_checkpoint
+from lix_ros.data.classes import CLASS_NAMES
+from lix_ros.metrics import confusion_matrix, scores_from_confusion
+from lix_ros.models import ModelConfig, build_model
+
+
+@pytest.mark.parametrize("config", [
+    {"kind": "student", "preset": "tiny"},
+    {"kind": "teacher", "preset": "tiny", "modality": "depth", "fusion": "intermediate"},
+    {"kind": "teacher", "preset": "tiny", "modality": "normals", "fusion": "late"},
+    {"kind": "teacher", "preset": "tiny", "modality": "lidar", "fusion": "intermediate"},
+])
+def test_models_return_logits_features_embedding(config):
+    model = build_model(config).eval()
+    channels = {"depth": 1, "normals": 3, "lidar": 2}.get(config.get("modality"), 0)
+    rgb = torch.randn(2, 3, 64, 96)
+    x = torch.randn(2, channels, 64, 96) if channels else None
+    out = model(rgb, x)
+    assert out["logits"].shape == (2, 19, 64, 96)
+    assert [f.shape[-1] for f in out["features"]] == [24, 12, 6, 3]
+    assert out["embedding"].shape[-2:] == (16, 24)
+    out["logits"].sum().backward()
+
+
+def test_teacher_uses_its_geometry_input():
+    model = build_model({"kind": "teacher", "preset": "tiny", "modality": "depth"}).eval()
+    rgb = torch.randn(1, 3, 32, 64)
+    a = model(rgb, torch.zeros(1, 1, 32, 64))["logits"]
+    b = model(rgb, torch.ones(1, 1, 32, 64))["logits"]
+    assert not torch.allclose(a, b)
+
+
+def test_registry_rejects_bad_configs():
+    with pytest.raises(ValueError, match="needs a modality"):
+        build_model({"kind": "teacher", "preset": "tiny"})
+    with pytest.raises(ValueError, match="unknown preset"):
+        build_model({"kind": "student", "preset": "huge"})
+    with pytest.raises(ValueError, match="unknown model config keys"):
+        ModelConfig.from_dict({"kind": "student", "colour": "red"})
+    small = sum(p.numel() for p in build_model({"preset": "small"}).parameters())
+    wide = sum(p.numel() for p in build_model({"preset": "small", "width_multiplier": 2.0}).parameters())
+    assert wide > 3 * small
+
+
+@pytest.fixture()
+def saved(tmp_path):
+    config = ModelConfig(kind="teacher", preset="tiny", modality="depth")
+    model = build_model(config)
+    path = tmp_path / "model.pt"
+    atomic_save(make_checkpoint(model, config, (64, 128), {"note": "test"}), path)
+    return path, model
+
+
+def test_checkpoint_round_trip(saved):
+    path, model = saved
+    loaded, ckpt = load_model(path, expect_classes=CLASS_NAMES, expect_modalities=["rgb", "depth"])
+    assert ckpt["input_size"] == [64, 128] and ckpt["training"]["note"] == "test"
+    for key, value in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[key], value)
+    assert not any(p.name.endswith(".tmp") for p in path.parent.iterdir())
+
+
+def test_checkpoint_errors_name_the_field(saved, tmp_path):
+    path, _ = saved
+    with pytest.raises(CheckpointError, match="field 'modalities'"):
+        load_model(path, expect_modalities=["rgb"])
+    with pytest.raises(CheckpointError, match="field 'classes'"):
+        load_model(path, expect_classes=["road", "car"])
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(path.read_bytes()[:2000])
+    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+        read_checkpoint(truncated)
+    with pytest.raises(CheckpointError, match="not found"):
+        read_checkpoint(tmp_path / "missing.pt")
+    ckpt = torch.load(path, weights_only=True)
+    for field, value, message in (("format_version", 99, "format_version"), ("input_size", [64], "input_size"),
+                                  ("classes", ["a"], "classes"), ("arch", {"kind": "dragon"}, "arch")):
+        broken = dict(ckpt, **{field: value})
+        torch.save(broken, tmp_path / "broken.pt")
+        with pytest.raises(CheckpointError, match=message):
+            read_checkpoint(tmp_path / "broken.pt")
+    del ckpt["state_dict"]["head.classifier.weight"]
+    torch.save(ckpt, tmp_path / "missing_weight.pt")
+    with pytest.raises(CheckpointError, match="field 'state_dict'"):
+        load_model(tmp_path / "missing_weight.pt")
+
+
+def test_checkpoint_with_code_is_refused(tmp_path):
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    torch.save({"format": "lix_ros.segmentation", "payload": Evil()}, tmp_path / "evil.pt")
+    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+        read_checkpoint(tmp_path / "evil.pt")
+
+
+def test_metrics_known_answer():
+    target = np.array([[0, 0, 1, 1, 255]])
+    prediction = np.array([[0, 1, 1, 1, 0]])
+    confusion = confusion_matrix(target, prediction, 3)
+    assert confusion.tolist() == [[1, 1, 0], [0, 2, 0], [0, 0, 0]]
+    scores = scores_from_confusion(confusion)
+    assert scores.iou[0] == pytest.approx(0.5) and scores.iou[1] == pytest.approx(2 / 3)
+    assert np.isnan(scores.iou[2])  # absent and never predicted: not counted in the mean
+    assert scores.miou == pytest.approx((0.5 + 2 / 3) / 2)
+    assert scores.pixel_accuracy == pytest.approx(3 / 4)

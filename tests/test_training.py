@@ -1,0 +1,121 @@
+"""Real (tiny) training runs: kill-and-resume equals an unbroken run; 2-process DDP equals 1 process."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+pytestmark = pytest.mark.slow
+
+
+def tiny_args(cache, out, *extra):
+    return ["--set", "model.preset=tiny", "--set", f"data.cache_dir={cache}", "--set", "data.render_size=[64, 128]",
+            "--set", "data.crop_size=[48, 96]", "--set", "data.train_count=16", "--set", "data.val_count=4",
+            "--set", "val_every=1000", "--set", "log_every=5", "--set", "threads=1", "--out", str(out), "--quiet",
+            *extra]
+
+
+def train(cache, out, *extra, env=None):
+    return subprocess.run([sys.executable, "-m", "training.cli", *tiny_args(cache, out, *extra)],
+                          capture_output=True, text=True, env=env)
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    cache = tmp_path_factory.mktemp("cache")
+    result = train(cache, tmp_path_factory.mktemp("warm"), "--set", "steps=1")  # renders the frames once
+    assert result.returncode == 0, result.stderr
+    return cache
+
+
+def state(path):
+    return torch.load(path, weights_only=True)["state_dict"]
+
+
+def test_killed_and_resumed_run_equals_unbroken_run(cache, tmp_path):
+    steps = ["--set", "steps=120", "--set", "checkpoint_every=5"]
+    unbroken = train(cache, tmp_path / "unbroken", *steps)
+    assert unbroken.returncode == 0, unbroken.stderr
+
+    broken_dir = tmp_path / "broken"
+    process = subprocess.Popen([sys.executable, "-m", "training.cli", *tiny_args(cache, broken_dir, *steps)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not (broken_dir / "last.pt").exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    killed_at = torch.load(broken_dir / "last.pt", weights_only=True)["resume"]["step"]
+    assert 0 < killed_at < 120, "the run was not interrupted"
+    assert not (broken_dir / "final.pt").exists()
+
+    resumed = train(cache, broken_dir, *steps, "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    a, b = state(tmp_path / "unbroken" / "final.pt"), state(broken_dir / "final.pt")
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    assert (broken_dir / "log.csv").exists() and (broken_dir / "curves.png").exists()
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_process_ddp_matches_one_process_with_same_global_batch(cache, tmp_path):
+    common = ["--set", "steps=6", "--set", "batch_size=4", "--set", "optim.name=sgd", "--set", "optim.lr=0.05",
+              "--set", "model.dropout=0.0"]
+    single = train(cache, tmp_path / "single", *common)
+    assert single.returncode == 0, single.stderr
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    ddp = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
+         f"--master_port={free_port()}", "-m", "training.cli", *tiny_args(cache, tmp_path / "ddp", *common)],
+        capture_output=True, text=True, env=env, timeout=300)
+    assert ddp.returncode == 0, ddp.stderr[-3000:]
+    meta = torch.load(tmp_path / "ddp" / "final.pt", weights_only=True)["training"]
+    assert meta["world_size"] == 2
+    a, b = state(tmp_path / "single" / "final.pt"), state(tmp_path / "ddp" / "final.pt")
+    assert a.keys() == b.keys()
+    worst = max(float((a[k] - b[k]).abs().max()) for k in a)
+    assert worst < 1e-4, f"DDP and single-process weights differ by {worst}"
+
+
+def test_eval_and_export_commands(cache, tmp_path):
+    assert train(cache, tmp_path / "run", "--set", "steps=3").returncode == 0
+    checkpoint = tmp_path / "run" / "final.pt"
+    data = ["--set", f"data.cache_dir={cache}", "--set", "data.render_size=[64, 128]", "--set", "data.val_count=4"]
+    result = subprocess.run([sys.executable, "-m", "training.evaluate", str(checkpoint), "--split", "val", *data,
+                             "--out", str(tmp_path / "eval")], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert metrics["frames"] == 4 and 0 <= metrics["miou"] <= 1
+    assert sum(map(sum, metrics["confusion"])) == sum(metrics["support"].values()) > 0
+    assert (tmp_path / "eval" / "metrics.md").read_text().count("|") > 10
+    assert (tmp_path / "eval" / "confusion_run.png").exists()
+    result = subprocess.run([sys.executable, "-m", "training.export", str(checkpoint), "--out",
+                             str(tmp_path / "m.onnx")], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert float(result.stdout.rsplit("=", 1)[1]) <= 1e-4
+
+
+def test_bad_inputs_give_one_line(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "training.cli", "--config", str(tmp_path / "nope.yaml")],
+                            capture_output=True, text=True)
+    assert result.returncode == 2 and result.stderr.strip().startswith("lix-train: error: config file not found")
+    result = subprocess.run([sys.executable, "-m", "training.cli", "--set", "colour=red"], capture_output=True,
+                            text=True)
+    assert result.returncode == 2 and "unknown key" in result.stderr and "Traceback" not in result.stderr
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"garbage")
+    result = subprocess.run([sys.executable, "-m", "training.evaluate", str(bad)], capture_output=True, text=True)
+    assert result.returncode == 2 and "not a readable checkpoint" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1

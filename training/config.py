@@ -1,0 +1,100 @@
+"""Training configuration: YAML (safe_load) merged over defaults, with `--set a.b=value` overrides."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import yaml
+
+DEFAULTS: dict = {
+    "seed": 0,
+    "out_dir": "runs/default",
+    "model": {"kind": "student", "preset": "small"},
+    "data": {
+        "source": "synthetic",  # synthetic | cityscapes | kitti | bag
+        "root": None,  # cityscapes / kitti root
+        "cache_dir": "data/cache",  # where synthetic frames are rendered once (Cityscapes layout)
+        "train_count": 600,
+        "val_count": 60,
+        "test_count": 200,
+        "render_size": [160, 320],  # height, width of synthetic frames
+        "crop_size": [128, 256],
+        "scale_range": [0.75, 1.25],
+        "flip": True,
+        "lidar_beams": 32,
+    },
+    "optim": {"name": "adamw", "lr": 2e-3, "weight_decay": 1e-4, "momentum": 0.9, "poly_power": 0.9,
+              "warmup_steps": 50, "grad_clip": 5.0},
+    "steps": 1000,
+    "batch_size": 8,  # global batch (split across DDP ranks)
+    "val_every": 250,
+    "log_every": 10,
+    "checkpoint_every": 100,
+    "amp": True,  # used on CUDA only
+    "threads": 0,  # torch intra-op threads (0 = torch default)
+    "distill": None,  # distillation section (teacher checkpoint + methods), see docs/distillation.md
+}
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def _merge(base: dict, override: dict, path: str = "") -> dict:
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        where = f"{path}{key}"
+        if key not in base:
+            raise ConfigError(f"unknown config key {where!r}; known: {sorted(base)}")
+        if isinstance(base[key], dict) and isinstance(value, dict) and key not in ("model", "distill"):
+            out[key] = _merge(base[key], value, f"{where}.")
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _parse_override(text: str) -> tuple[list[str], object]:
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} must look like key.sub=value")
+    key, _, raw = text.partition("=")
+    return key.strip().split("."), yaml.safe_load(raw)
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> dict:
+    data: dict = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path}")
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as error:
+            raise ConfigError(f"{path}: invalid YAML ({str(error).splitlines()[0]})") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: expected a mapping at the top level")
+    config = _merge(DEFAULTS, data)
+    for text in overrides or []:
+        keys, value = _parse_override(text)
+        node = config
+        for key in keys[:-1]:
+            if not isinstance(node.get(key), dict):
+                raise ConfigError(f"override {text!r}: {key!r} is not a section")
+            node = node[key]
+        if keys[-1] not in node and node is not config["model"] and node is not config.get("distill"):
+            raise ConfigError(f"override {text!r}: unknown key {keys[-1]!r}")
+        node[keys[-1]] = value
+    _validate(config)
+    return config
+
+
+def _validate(config: dict) -> None:
+    for key in ("steps", "batch_size", "val_every", "log_every", "checkpoint_every"):
+        if not isinstance(config[key], int) or config[key] < 1:
+            raise ConfigError(f"{key} must be a positive integer, got {config[key]!r}")
+    if config["data"]["source"] not in ("synthetic", "cityscapes", "kitti", "bag"):
+        raise ConfigError(f"data.source must be synthetic, cityscapes, kitti or bag; got {config['data']['source']!r}")
+    if config["data"]["source"] != "synthetic" and not config["data"]["root"]:
+        raise ConfigError(f"data.source {config['data']['source']!r} needs data.root")
+    if config["optim"]["name"] not in ("adamw", "sgd"):
+        raise ConfigError(f"optim.name must be adamw or sgd, got {config['optim']['name']!r}")

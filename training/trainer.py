@@ -1,0 +1,287 @@
+"""The training loop: supervised or distilled, single process or DDP (torchrun), exact resume."""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+
+from lix_ros.checkpoint import atomic_save, load_model, make_checkpoint
+from lix_ros.data.augment import Augment
+from lix_ros.data.classes import CLASS_NAMES, IGNORE_ID
+from lix_ros.metrics import confusion_matrix, scores_from_confusion
+from lix_ros.models.registry import ModelConfig, build_model
+from training.data import StepBatcher, load_samples, to_tensors
+
+
+def _distributed() -> tuple[int, int]:
+    if "RANK" in os.environ and "WORLD_SIZE" in os.environ and int(os.environ["WORLD_SIZE"]) > 1:
+        if not dist.is_initialized():
+            dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _step_seed(seed: int, step: int, rank: int) -> int:
+    return int(np.random.default_rng([seed, step, rank, 11]).integers(2**62))
+
+
+def poly_lr(step: int, total: int, power: float, warmup: int) -> float:
+    """Learning-rate factor: linear warm-up, then (1 - step/total)^power."""
+    if warmup and step < warmup:
+        return (step + 1) / warmup
+    return max(0.0, 1.0 - step / total) ** power
+
+
+def supervised_loss(logits: torch.Tensor, label: torch.Tensor, valid_total: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy summed over valid pixels / the valid pixels of the *global* batch.
+
+    DDP averages gradients over ranks; scaling by world size makes the result the gradient of the
+    global-batch mean, whatever the split of valid pixels between ranks.
+    """
+    summed = F.cross_entropy(logits, label, ignore_index=IGNORE_ID, reduction="sum")
+    return summed / valid_total.clamp(min=1)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, samples, modality: str | None, device: torch.device, num_classes: int,
+             batch_size: int = 8) -> np.ndarray:
+    """Confusion matrix of a model over samples at their native size."""
+    model.eval()
+    confusion = np.zeros((num_classes, num_classes), np.int64)
+    for start in range(0, len(samples), batch_size):
+        chunk = [to_tensors(s, modality) for s in samples[start:start + batch_size]]
+        rgb = torch.stack([c["rgb"] for c in chunk]).to(device)
+        x = torch.stack([c["x"] for c in chunk]).to(device) if modality else None
+        prediction = model(rgb, x)["logits"].argmax(1).cpu().numpy()
+        for c, p in zip(chunk, prediction):
+            confusion += confusion_matrix(c["label"].numpy(), p, num_classes)
+    return confusion
+
+
+class Trainer:
+    def __init__(self, config: dict, resume: bool = False, quiet: bool = False):
+        self.config = config
+        self.rank, self.world = _distributed()
+        self.is_main = self.rank == 0
+        self.quiet = quiet or not self.is_main
+        if config["threads"]:
+            torch.set_num_threads(int(config["threads"]))
+        self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0))) if torch.cuda.is_available() \
+            else torch.device("cpu")
+        self.out_dir = Path(config["out_dir"])
+        self.model_config = ModelConfig.from_dict(config["model"])
+        self.modality = self.model_config.modality if self.model_config.kind == "teacher" else None
+        torch.manual_seed(config["seed"])  # initial weights: identical on every rank
+        self.model = build_model(self.model_config).to(self.device)
+
+        self.distiller = None
+        self.teacher = None
+        teacher_modality = None
+        if config.get("distill"):
+            from training.distill import build_distiller
+
+            self.teacher, teacher_ckpt = load_model(config["distill"]["teacher"], expect_classes=CLASS_NAMES)
+            self.teacher.to(self.device).eval().requires_grad_(False)
+            teacher_modality = teacher_ckpt["modalities"][1] if len(teacher_ckpt["modalities"]) > 1 else None
+            self.distiller = build_distiller(config["distill"], self.model, self.teacher).to(self.device)
+        self.teacher_modality = teacher_modality
+
+        params = list(self.model.parameters()) + (list(self.distiller.parameters()) if self.distiller else [])
+        optim = config["optim"]
+        if optim["name"] == "adamw":
+            self.optimizer = torch.optim.AdamW(params, lr=optim["lr"], weight_decay=optim["weight_decay"])
+        else:
+            self.optimizer = torch.optim.SGD(params, lr=optim["lr"], momentum=optim["momentum"],
+                                             weight_decay=optim["weight_decay"], nesterov=True)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda s: poly_lr(s, config["steps"], optim["poly_power"], optim["warmup_steps"]))
+        self.use_amp = bool(config["amp"]) and self.device.type == "cuda"
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
+
+        self.ddp_model = self.model
+        self.ddp_distiller = self.distiller
+        if self.world > 1:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.ddp_model = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+            if self.distiller is not None and any(p.requires_grad for p in self.distiller.parameters()):
+                self.ddp_distiller = nn.parallel.DistributedDataParallel(self.distiller, device_ids=ids)
+
+        data_cfg = config["data"]
+        self.train_samples = load_samples(data_cfg, "train", quiet=self.quiet)
+        self.val_samples = load_samples(data_cfg, "val", quiet=self.quiet)
+        augment = Augment(tuple(data_cfg["crop_size"]), tuple(data_cfg["scale_range"]), data_cfg["flip"])
+        modalities = [None] + ([self.modality] if self.modality else []) + \
+            ([teacher_modality] if teacher_modality and teacher_modality != self.modality else [])
+        self.batcher = StepBatcher(self.train_samples, config["batch_size"], config["seed"], augment, modalities,
+                                   self.rank, self.world)
+        self.step = 0
+        self.best_miou = -1.0
+        self.history: list[dict] = []
+        if resume:
+            self._resume()
+
+    # ------------------------------------------------------------------ checkpoints
+    def _checkpoint(self, include_resume: bool) -> dict:
+        training = {"config": self.config, "step": self.step, "best_val_miou": self.best_miou,
+                    "world_size": self.world}
+        ckpt = make_checkpoint(self.model, self.model_config, tuple(self.config["data"]["crop_size"]), training)
+        if include_resume:
+            ckpt["resume"] = {
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
+                "scaler": self.scaler.state_dict(),
+                "distiller": self.distiller.state_dict() if self.distiller else {},
+                "step": self.step,
+                "best_val_miou": self.best_miou,
+                "torch_rng": torch.get_rng_state(),
+            }
+        return ckpt
+
+    def save(self, name: str, include_resume: bool = True) -> Path:
+        path = self.out_dir / name
+        if self.is_main:
+            atomic_save(self._checkpoint(include_resume), path)
+        return path
+
+    def _resume(self) -> None:
+        path = self.out_dir / "last.pt"
+        if not path.is_file():
+            raise FileNotFoundError(f"--resume: no {path} to resume from")
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        if "resume" not in ckpt:
+            raise ValueError(f"--resume: {path} holds no training state (field 'resume')")
+        self.model.load_state_dict(ckpt["state_dict"])
+        state = ckpt["resume"]
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        if self.distiller is not None:
+            self.distiller.load_state_dict(state["distiller"])
+        torch.set_rng_state(state["torch_rng"])
+        self.step = int(state["step"])
+        self.best_miou = float(state["best_val_miou"])
+
+    # ------------------------------------------------------------------ loop
+    def _log(self, row: dict) -> None:
+        if not self.is_main:
+            return
+        path = self.out_dir / "log.csv"
+        fields = ["step", "lr", "loss", "loss_ce", "loss_kd", "val_miou", "sec_per_step", "terms"]
+        new = not path.exists()
+        with path.open("a", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=fields, extrasaction="ignore")
+            if new:
+                writer.writeheader()
+            writer.writerow(row)
+
+    def train_step(self, step: int) -> dict:
+        self.ddp_model.train()
+        torch.manual_seed(_step_seed(self.config["seed"], step, self.rank))  # dropout: a function of the step
+        batch = {k: v.to(self.device, non_blocking=True) for k, v in self.batcher.batch(step).items()}
+        label = batch["label"]
+        valid = (label != IGNORE_ID).sum().to(torch.float32)
+        if self.world > 1:
+            dist.all_reduce(valid)
+            valid = valid / self.world  # each rank's loss is then scaled by world size through the average
+        x = batch.get(f"x:{self.modality}") if self.modality else None
+        with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.use_amp):
+            out = self.ddp_model(batch["rgb"], x)
+            loss_ce = supervised_loss(out["logits"].float(), label, valid)
+            terms = {}
+            loss = loss_ce
+            if self.distiller is not None:
+                with torch.no_grad():
+                    tx = batch.get(f"x:{self.teacher_modality}") if self.teacher_modality else None
+                    teacher_out = self.teacher(batch["rgb"], tx)
+                terms = self.ddp_distiller(out, teacher_out, label, step=step, total_steps=self.config["steps"])
+                loss = loss + sum(terms.values())
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        if self.config["optim"]["grad_clip"]:
+            self.scaler.unscale_(self.optimizer)
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.config["optim"]["grad_clip"])
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        return {"loss": float(loss.detach()), "loss_ce": float(loss_ce.detach()),
+                "terms": {k: float(v.detach()) for k, v in terms.items()}}
+
+    def validate(self) -> float:
+        confusion = evaluate(self.model, self.val_samples, self.modality, self.device, self.model_config.num_classes)
+        return scores_from_confusion(confusion).miou
+
+    def fit(self, stop_after: int | None = None) -> dict:
+        from tqdm import tqdm
+
+        cfg = self.config
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        bar = tqdm(total=cfg["steps"], initial=self.step, desc=f"train {self.model_config.kind}", unit="step",
+                   file=sys.stderr, disable=self.quiet, mininterval=2.0)
+        started = time.perf_counter()
+        done_here = 0
+        last = {}
+        while self.step < cfg["steps"]:
+            t0 = time.perf_counter()
+            last = self.train_step(self.step)
+            self.step += 1
+            done_here += 1
+            row = {"step": self.step, "lr": self.scheduler.get_last_lr()[0], "loss": last["loss"],
+                   "loss_ce": last["loss_ce"], "loss_kd": sum(last["terms"].values()),
+                   "sec_per_step": time.perf_counter() - t0,
+                   "terms": ";".join(f"{k}={v:.5f}" for k, v in last["terms"].items())}
+            if not math.isfinite(last["loss"]):
+                raise FloatingPointError(f"loss became {last['loss']} at step {self.step}")
+            if self.step % cfg["val_every"] == 0 or self.step == cfg["steps"]:
+                row["val_miou"] = self.validate()
+                if row["val_miou"] > self.best_miou:
+                    self.best_miou = row["val_miou"]
+                bar.set_postfix(loss=f"{last['loss']:.3f}", val_miou=f"{row['val_miou']:.3f}")
+            if self.step % cfg["log_every"] == 0 or "val_miou" in row:
+                self._log(row)
+                self.history.append(row)
+            if self.step % cfg["checkpoint_every"] == 0 or self.step == cfg["steps"]:
+                self.save("last.pt")
+            bar.update(1)
+            if stop_after is not None and done_here >= stop_after:
+                break
+        bar.close()
+        elapsed = time.perf_counter() - started
+        if self.step >= cfg["steps"]:
+            self.save("final.pt", include_resume=False)
+            if self.is_main:
+                plot_curves(self.out_dir / "log.csv", self.out_dir / "curves.png")
+        return {"step": self.step, "seconds": elapsed, "best_val_miou": self.best_miou, **last}
+
+
+def plot_curves(log_path: Path, out_path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps, losses, val_steps, vals = [], [], [], []
+    with log_path.open() as handle:
+        for row in csv.DictReader(handle):
+            steps.append(int(row["step"]))
+            losses.append(float(row["loss"]))
+            if row.get("val_miou"):
+                val_steps.append(int(row["step"]))
+                vals.append(100 * float(row["val_miou"]))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.5))
+    left.plot(steps, losses)
+    left.set(xlabel="step", ylabel="training loss", title="loss")
+    right.plot(val_steps, vals, marker="o")
+    right.set(xlabel="step", ylabel="val mIoU (%)", title="validation mIoU")
+    fig.tight_layout()
+    fig.savefig(out_path, dpi=100)
+    plt.close(fig)
