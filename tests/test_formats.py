@@ -59,7 +59,7 @@ def test_corrupt_image_names_the_file(exported, tmp_path):
     broken.write_bytes(b"\x89PNG not really")
     dataset.images = [broken]
     dataset.root = tmp_path
-    with pytest.raises(DataError, match="c_000000_000000_leftImg8bit.png"):
+    with pytest.raises(DataError, match=r"c_000000_000000_leftImg8bit\.png"):
         dataset[0]
 
 

@@ -57,8 +57,9 @@ def load_samples(data_cfg: dict, split: str, quiet: bool = False) -> list[Sample
     if source == "kitti":
         dataset = KittiSemanticDataset(data_cfg["root"], "training")
         samples = [dataset[i] for i in range(len(dataset))]
-        cut = max(1, len(samples) // 10)  # KITTI semantics has one labelled split: hold out every 10th
-        return [s for i, s in enumerate(samples) if (i % 10 == 0) == (split != "train") or len(samples) == 1] or samples[:cut]
+        # KITTI semantics has one labelled split: every 10th frame is held out for val/test.
+        held_out = [s for i, s in enumerate(samples) if i % 10 == 0]
+        return ([s for i, s in enumerate(samples) if i % 10 != 0] or samples) if split == "train" else held_out
     if source == "bag":
         from lix_ros.bag.dataset import load_bag_samples
 

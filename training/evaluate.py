@@ -23,8 +23,8 @@ from training.trainer import evaluate
 
 
 def markdown_table(name: str, scores: dict) -> str:
-    lines = [f"### {name}", "", f"mIoU **{100 * scores['miou']:.2f}**, pixel accuracy {100 * scores['pixel_accuracy']:.2f}",
-             "", "| class | IoU (%) | GT pixels |", "|---|---:|---:|"]
+    headline = f"mIoU **{100 * scores['miou']:.2f}**, pixel accuracy {100 * scores['pixel_accuracy']:.2f}"
+    lines = [f"### {name}", "", headline, "", "| class | IoU (%) | GT pixels |", "|---|---:|---:|"]
     for cls, iou in scores["per_class_iou"].items():
         if iou is None:
             continue

@@ -18,7 +18,8 @@ def norm_layer(kind: str, channels: int) -> nn.Module:
 
 class ConvNormAct(nn.Sequential):
     def __init__(self, cin: int, cout: int, kernel: int = 3, stride: int = 1, norm: str = "group", act: bool = True):
-        layers: list[nn.Module] = [nn.Conv2d(cin, cout, kernel, stride, kernel // 2, bias=False), norm_layer(norm, cout)]
+        conv = nn.Conv2d(cin, cout, kernel, stride, kernel // 2, bias=False)
+        layers: list[nn.Module] = [conv, norm_layer(norm, cout)]
         if act:
             layers.append(nn.ReLU(inplace=True))
         super().__init__(*layers)

@@ -67,8 +67,8 @@ def build_model(config: ModelConfig | dict) -> nn.Module:
         config = ModelConfig.from_dict(config)
     config.validate()
     preset = PRESETS[config.preset]
-    widths = tuple(max(4, int(round(w * config.width_multiplier / 4)) * 4) for w in preset["widths"])
-    decoder = max(8, int(round(preset["decoder_channels"] * config.width_multiplier / 4)) * 4)
+    widths = tuple(max(4, round(w * config.width_multiplier / 4) * 4) for w in preset["widths"])
+    decoder = max(8, round(preset["decoder_channels"] * config.width_multiplier / 4) * 4)
     if config.kind == "student":
         return StudentNet(widths, preset["depths"], decoder, config.num_classes, config.norm, config.dropout)
     cls = IntermediateFusionTeacher if config.fusion == "intermediate" else LateFusionTeacher
