@@ -1,0 +1,204 @@
+"""The mathematics of the distillation methods, not only their shapes."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from lix_ros.models import build_model
+from training.distill import REGISTRY, build_distiller
+from training.distill.base import NetInfo
+from training.distill.dkd import decoupled_terms
+from training.distill.kd import kd_per_pixel
+from training.distill.kernels import cka, nadaraya_watson
+from training.distill.lix_logit import dwc_weights
+
+torch.manual_seed(0)
+K = 6
+
+
+def mdistiller_dkd_reference(logits_student, logits_teacher, target, alpha, beta, temperature):
+    """dkd_loss of mdistiller (rows = samples), re-derived here in float64 from its published formula."""
+    s, t = logits_student.double(), logits_teacher.double()
+    gt = F.one_hot(target, s.shape[1]).bool()
+    p_s, p_t = F.softmax(s / temperature, 1), F.softmax(t / temperature, 1)
+    b_s = torch.stack([(p_s * gt).sum(1), (p_s * ~gt).sum(1)], 1)
+    b_t = torch.stack([(p_t * gt).sum(1), (p_t * ~gt).sum(1)], 1)
+    tckd = F.kl_div(torch.log(b_s), b_t, reduction="sum") * temperature**2 / len(target)
+    p_t2 = F.softmax(t / temperature - 1000.0 * gt, 1)
+    log_p_s2 = F.log_softmax(s / temperature - 1000.0 * gt, 1)
+    nckd = F.kl_div(log_p_s2, p_t2, reduction="sum") * temperature**2 / len(target)
+    return alpha * tckd + beta * nckd
+
+
+def dense(n=2, h=6, w=8, ignore=True):
+    student = torch.randn(n, K, h, w) * 3
+    teacher = torch.randn(n, K, h, w) * 3
+    label = torch.randint(0, K, (n, h, w))
+    if ignore:
+        label[:, :2, :3] = 255
+    return student, teacher, label
+
+
+def info(channels=(8, 16, 24, 32), embedding=16):
+    return NetInfo(channels, embedding, K)
+
+
+def outputs(logits, seed=0, channels=(8, 16, 24, 32), embedding=16):
+    g = torch.Generator().manual_seed(seed)
+    n, _, h, w = logits.shape
+    features = [torch.randn(n, c, max(1, h // 2**i), max(1, w // 2**i), generator=g) for i, c in enumerate(channels)]
+    return {"logits": logits, "features": features, "embedding": torch.randn(n, embedding, h, w, generator=g)}
+
+
+def test_kd_equals_tckd_plus_one_minus_pt_times_nckd():
+    s, t = torch.randn(500, K, dtype=torch.float64) * 4, torch.randn(500, K, dtype=torch.float64) * 4
+    target = torch.randint(0, K, (500,))
+    for temperature in (1.0, 4.0):
+        tckd, nckd, p_target_t, _ = decoupled_terms(s, t, target, temperature)
+        torch.testing.assert_close(tckd + (1 - p_target_t) * nckd, kd_per_pixel(s, t, temperature), rtol=1e-6,
+                                   atol=1e-8)
+
+
+def test_dkd_matches_mdistiller_reference_on_valid_pixels():
+    student, teacher, label = dense()
+    dkd = REGISTRY["dkd"](info(), info(), alpha=1.0, beta=8.0, temperature=4.0)
+    terms = dkd(outputs(student), outputs(teacher), label)
+    ours = sum(terms.values())
+    rows = lambda z: z.permute(0, 2, 3, 1).reshape(-1, K)  # noqa: E731
+    keep = label.reshape(-1) != 255
+    reference = mdistiller_dkd_reference(rows(student)[keep], rows(teacher)[keep], label.reshape(-1)[keep], 1.0, 8.0,
+                                         4.0)
+    assert float(ours) == pytest.approx(float(reference), rel=1e-4)
+
+
+def test_lix_logit_fixed_weights_is_dkd_and_dynamic_keeps_the_mean_weight():
+    student, teacher, label = dense()
+    fixed = REGISTRY["lix_logit"](info(), info(), dynamic=False)(outputs(student), outputs(teacher), label)
+    dkd = REGISTRY["dkd"](info(), info())(outputs(student), outputs(teacher), label)
+    assert float(sum(fixed.values())) == pytest.approx(float(sum(dkd.values())), rel=1e-6)
+    s, t = torch.randn(300, K) * 3, torch.randn(300, K) * 3
+    target = torch.randint(0, K, (300,))
+    alpha_i, beta_i = dwc_weights(s, t, target, 4.0, alpha=1.0, beta=8.0, gamma=1.0)
+    assert float(beta_i.mean()) == pytest.approx(8.0, rel=1e-5) and float(alpha_i.mean()) == pytest.approx(1.0)
+    # A pixel the teacher gets right with confidence gets more NCKD weight than one it gets wrong.
+    t_conf = torch.full((2, K), -5.0)
+    t_conf[0, 0] = 5.0  # right (target 0)
+    t_conf[1, 1] = 5.0  # wrong
+    _, beta_pair = dwc_weights(torch.zeros(2, K), t_conf, torch.tensor([0, 0]), 4.0, 1.0, 8.0, 1.0)
+    assert beta_pair[0] > 10 * beta_pair[1]
+
+
+def test_cka_invariances():
+    x = torch.randn(2, 64, 10, dtype=torch.float64)
+    q, _ = torch.linalg.qr(torch.randn(10, 10, dtype=torch.float64))
+    for kernel in ("linear", "rbf"):
+        torch.testing.assert_close(cka(x, x @ q, kernel), torch.ones(2, dtype=torch.float64))
+        torch.testing.assert_close(cka(x, 3.7 * x, kernel), torch.ones(2, dtype=torch.float64))
+        assert float(cka(x, torch.randn(2, 64, 7, dtype=torch.float64), kernel).max()) < 0.9
+    # Different widths are fine and CKA is symmetric.
+    y = torch.randn(2, 64, 5, dtype=torch.float64)
+    torch.testing.assert_close(cka(x, y), cka(y, x))
+
+
+def test_kernel_regression_tends_to_nearest_neighbour():
+    keys = torch.randn(50, 4, dtype=torch.float64)
+    values = torch.randn(50, 3, dtype=torch.float64)
+    queries = keys[[3, 17, 42]] + 1e-3 * torch.randn(3, 4, dtype=torch.float64)
+    estimate = nadaraya_watson(queries, keys, values, bandwidth=1e-4)
+    torch.testing.assert_close(estimate, values[[3, 17, 42]])
+    # A large bandwidth averages everything.
+    torch.testing.assert_close(nadaraya_watson(queries, keys, values, bandwidth=1e6),
+                               values.mean(0).expand(3, 3), atol=1e-4, rtol=0)
+
+
+METHOD_PARAMS = {
+    "kd": {}, "dkd": {}, "lix_logit": {}, "cwd": {}, "at": {}, "pfs": {"pool": (4, 4)},
+    "mkat": {"pool": (4, 4)}, "lix_feature": {"samples": 16, "bandwidth_factor": 1e-3},
+}
+# Terms of a method's own auxiliary branch are not student-teacher discrepancies, so not zero at equality:
+# MKAT trains a head on the teacher's embedding (aux_ce) and lets the student imitate it where only it is
+# right (aux_imitation).
+OWN_BRANCH_TERMS = {"mkat.aux_ce", "mkat.aux_imitation"}
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_every_method_is_zero_when_student_equals_teacher(name):
+    logits = torch.randn(2, K, 8, 16) * 3
+    label = torch.randint(0, K, (2, 8, 16))
+    method = build_distiller({"methods": [{"name": name, **METHOD_PARAMS[name]}]}, _Net(), _Net())
+    student = outputs(logits.clone().requires_grad_(True), seed=1)
+    teacher = outputs(logits.clone(), seed=1)
+    terms = method(student, teacher, label)
+    assert terms
+    for key, value in terms.items():
+        if key not in OWN_BRANCH_TERMS:
+            assert abs(float(value.detach())) < 1e-4, f"{key} = {float(value.detach())} at student = teacher"
+
+
+def _garbage_at_ignored(out: dict, label: torch.Tensor, value: float) -> dict:
+    """Overwrite logits, features and embedding wherever the (resized) label is ignored."""
+    def spoil(x):
+        mask = F.interpolate((label == 255).float().unsqueeze(1), size=x.shape[-2:], mode="nearest") > 0
+        return x.masked_fill(mask.expand_as(x), value)
+
+    return {"logits": spoil(out["logits"]), "features": [spoil(f) for f in out["features"]],
+            "embedding": spoil(out["embedding"])}
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_ignored_pixels_contribute_nothing(name):
+    if name == "at":
+        pytest.skip("AT matches whole-image attention maps by definition; it reads no labels")
+    student_logits, teacher_logits, label = dense(h=8, w=16)
+    label[:, :, :4] = 255  # whole columns, so the mask survives down to the stride-32 features
+    params = dict(METHOD_PARAMS[name], **({"stages": (0, 1)} if name == "lix_feature" else {}))
+    if name in ("pfs", "mkat"):
+        params["pool"] = (8, 16)  # no pooling across the ignore boundary
+    method = build_distiller({"methods": [{"name": name, **params}]}, _Net(), _Net())
+    student, teacher = outputs(student_logits, seed=2), outputs(teacher_logits, seed=3)
+    base = {k: float(v) for k, v in method(student, teacher, label).items()}
+    if name in ("pfs", "mkat"):  # their feature terms are label-free maps: spoil only the logits
+        spoiled_s = dict(student, logits=_garbage_at_ignored(student, label, 100.0)["logits"])
+        spoiled_t = dict(teacher, logits=_garbage_at_ignored(teacher, label, -50.0)["logits"])
+    else:
+        spoiled_s, spoiled_t = _garbage_at_ignored(student, label, 100.0), _garbage_at_ignored(teacher, label, -50.0)
+    again = {k: float(v) for k, v in method(spoiled_s, spoiled_t, label).items()}
+    for key in base:
+        assert again[key] == pytest.approx(base[key], rel=1e-5, abs=1e-7), key
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_gradients_reach_only_the_student(name):
+    student = build_model({"kind": "student", "preset": "tiny"})
+    teacher = build_model({"kind": "teacher", "preset": "tiny", "modality": "depth"})
+    method = build_distiller({"methods": [{"name": name, **METHOD_PARAMS[name]}]}, student, teacher)
+    rgb, depth = torch.randn(2, 3, 32, 64), torch.rand(2, 1, 32, 64)
+    label = torch.randint(0, 19, (2, 32, 64))
+    label[:, :4] = 255
+    terms = method(student(rgb), teacher(rgb, depth), label)  # teacher outputs *with* a graph, on purpose
+    sum(terms.values()).backward()
+    assert all(p.grad is None for p in teacher.parameters()), "a gradient reached the teacher"
+    grads = [p.grad for p in student.parameters() if p.grad is not None]
+    assert grads and any(float(g.abs().sum()) > 0 for g in grads)
+    assert all(math.isfinite(float(v)) for v in terms.values())
+
+
+def test_registry_errors():
+    with pytest.raises(ValueError, match="unknown distillation method"):
+        build_distiller({"methods": [{"name": "magic"}]}, _Net(), _Net())
+    with pytest.raises(ValueError, match="'kd'"):
+        build_distiller({"methods": [{"name": "kd", "temprature": 3}]}, _Net(), _Net())
+
+
+class _Net(torch.nn.Module):
+    """Stand-in carrying only the sizes a distiller reads (feature widths, embedding, classes)."""
+
+    feature_channels = (8, 16, 24, 32)
+    embedding_channels = 16
+
+    def __init__(self):
+        super().__init__()
+        self.head = torch.nn.Module()
+        self.head.classifier = torch.nn.Conv2d(16, K, 1)
