@@ -31,6 +31,7 @@ setup(
             "lix-train = training.cli:main",
             "lix-eval = training.evaluate:main",
             "lix-export = training.export:main",
+            "lix-bench-kd = training.bench_kd:main",
         ],
     },
 )
