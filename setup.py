@@ -32,6 +32,10 @@ setup(
             "lix-eval = training.evaluate:main",
             "lix-export = training.export:main",
             "lix-bench-kd = training.bench_kd:main",
+            "lix-bringup = lix_ros.bringup:main",
+            "segmentation_node = lix_ros.nodes.segmentation_node:main",
+            "teacher_node = lix_ros.nodes.teacher_node:main",
+            "compare_node = lix_ros.nodes.compare_node:main",
         ],
     },
 )

@@ -106,7 +106,7 @@ def write_report(rows: list[dict], teacher_miou: float, out: Path, preset: str, 
            color=["#c44" if n.startswith("lix") else "#889" for n in names])
     ax.axhline(100 * teacher_miou, color="k", linestyle="--", label="teacher (RGB + depth)")
     ax.set(ylabel="test mIoU (%)", title=f"Distillation into the RGB student ({preset})")
-    ax.set_ylim(min(means) - 5 if means else 0, max(means + [100 * teacher_miou]) + 3)
+    ax.set_ylim(min(means) - 5 if means else 0, max([*means, 100 * teacher_miou]) + 3)
     ax.tick_params(axis="x", rotation=45)
     ax.legend()
     fig.tight_layout()

@@ -1,0 +1,46 @@
+"""ros2 launch lix_ros segmentation.launch.py [image:=/camera/image_raw] [use_teacher:=true] [use_ab:=true] ...
+
+Starts segmentation_node (and optionally teacher_node and compare_node) with config/segmentation.yaml.
+The arguments are the same as `lix-bringup`'s options (lix_ros/bringup.py: LAUNCH_ARGUMENTS).
+"""
+
+import os
+
+from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetEnvironmentVariable
+from launch.substitutions import LaunchConfiguration
+from launch_ros.actions import Node
+
+from launch import LaunchDescription
+from lix_ros.bringup import LAUNCH_ARGUMENTS, _truthy, default_params_file
+from lix_ros.dds import profile_path
+
+
+def _nodes(context):
+    value = {name: LaunchConfiguration(name).perform(context) for name, _, _ in LAUNCH_ARGUMENTS}
+    params_file = value["params_file"] or str(default_params_file())
+    overrides = {"use_sim_time": _truthy(value["use_sim_time"])}
+    if value["device"]:
+        overrides["device"] = value["device"]
+    remappings = [("image", value["image"]), ("image/compressed", value["image"] + "/compressed"),
+                  ("depth", value["depth"]), ("points", value["points"]), ("camera_info", value["camera_info"])]
+    student_overrides = dict(overrides, **({"checkpoint": value["checkpoint"]} if value["checkpoint"] else {}))
+    nodes = [Node(package="lix_ros", executable="segmentation_node", name="segmentation_node",
+                  namespace=value["namespace"], parameters=[params_file, student_overrides],
+                  remappings=remappings, output="screen")]
+    if _truthy(value["use_teacher"]):
+        nodes.append(Node(package="lix_ros", executable="teacher_node", name="teacher_node",
+                          namespace=value["namespace"], parameters=[params_file, overrides],
+                          remappings=remappings, output="screen"))
+    if _truthy(value["use_ab"]):
+        nodes.append(Node(package="lix_ros", executable="compare_node", name="compare_node",
+                          namespace=value["namespace"], parameters=[params_file, overrides], output="screen"))
+    return nodes
+
+
+def generate_launch_description():
+    actions = [DeclareLaunchArgument(name, default_value=default, description=description)
+               for name, default, description in LAUNCH_ARGUMENTS]
+    if not os.environ.get("FASTDDS_DEFAULT_PROFILES_FILE"):
+        actions.append(SetEnvironmentVariable("FASTDDS_DEFAULT_PROFILES_FILE", str(profile_path())))
+    actions.append(OpaqueFunction(function=_nodes))
+    return LaunchDescription(actions)

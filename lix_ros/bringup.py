@@ -1,0 +1,107 @@
+"""`lix-bringup`: the launch file's nodes in one process, from the same params YAML (for pip installs,
+where `launch` / `ros2 launch` are not available). Options mirror the launch arguments."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+import yaml
+
+from lix_ros.cli.common import CliError, friendly_errors
+from lix_ros.dds import share_dir
+
+# (launch argument, default, description): the launch file imports this table too.
+LAUNCH_ARGUMENTS: list[tuple[str, str, str]] = [
+    ("params_file", "", "Parameters YAML (default: the package's config/segmentation.yaml)"),
+    ("checkpoint", "", "Student checkpoint; empty keeps the params file's value (or the packaged default)"),
+    ("image", "/camera/image_raw", "Camera image topic (sensor_msgs/Image)"),
+    ("depth", "/camera/depth", "Depth image topic for the teacher (32FC1 m or 16UC1 mm)"),
+    ("points", "/lidar/points", "LiDAR PointCloud2 topic for the teacher (geometry_source: lidar)"),
+    ("camera_info", "/camera/camera_info", "CameraInfo topic for the teacher"),
+    ("use_teacher", "false", "Also run teacher_node (camera + depth/LiDAR)"),
+    ("use_ab", "false", "Also run compare_node (student vs teacher agreement)"),
+    ("namespace", "", "Namespace of all nodes and their relative topics"),
+    ("use_sim_time", "false", "Use /clock (bag replay)"),
+    ("device", "", "Torch device for all models (cpu or cuda); empty keeps the params file's value"),
+]
+
+
+def default_params_file() -> Path:
+    return share_dir() / "config" / "segmentation.yaml"
+
+
+def _truthy(text: str) -> bool:
+    if text.lower() in ("true", "1", "yes", "on"):
+        return True
+    if text.lower() in ("false", "0", "no", "off", ""):
+        return False
+    raise CliError(f"expected true or false, got {text!r}")
+
+
+def resolve_params(params_file: Path, checkpoint: str, device: str, use_sim_time: bool) -> dict:
+    """Load the params YAML (safe_load), check its shape, and apply the command-line overrides."""
+    if not params_file.is_file():
+        raise CliError(f"params file not found: {params_file}")
+    try:
+        data = yaml.safe_load(params_file.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise CliError(f"{params_file}: invalid YAML ({str(error).splitlines()[0]})") from None
+    if not isinstance(data, dict) or not all(isinstance(v, dict) and "ros__parameters" in v for v in data.values()):
+        raise CliError(f"{params_file}: expected '<node>: ros__parameters: {{...}}' sections")
+    for section, body in data.items():
+        params = body["ros__parameters"]
+        if section.endswith("segmentation_node") and checkpoint:
+            params["checkpoint"] = checkpoint
+        if device and "device" in params:
+            params["device"] = device
+        params["use_sim_time"] = use_sim_time
+    return data
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lix-bringup", description=__doc__)
+    parser.add_argument("--params", type=Path, default=None, help="parameters YAML (launch: params_file)")
+    parser.add_argument("--teacher", action="store_true", help="also run teacher_node (launch: use_teacher)")
+    parser.add_argument("--ab", action="store_true", help="also run compare_node (launch: use_ab)")
+    for name, default, description in LAUNCH_ARGUMENTS:
+        if name in ("params_file", "use_teacher", "use_ab"):
+            continue
+        parser.add_argument(f"--{name.replace('_', '-')}", default=default, help=f"{description} [{default!r}]")
+    return parser
+
+
+def ros_arguments(args, params_path: Path) -> list[str]:
+    out = ["--ros-args", "--params-file", str(params_path)]
+    for topic in ("image", "depth", "points", "camera_info"):
+        out += ["-r", f"{topic}:={getattr(args, topic)}"]
+        if topic == "image":
+            out += ["-r", f"image/compressed:={args.image}/compressed"]
+    if args.namespace:
+        out += ["-r", f"__ns:={'/' + args.namespace.strip('/')}"]
+    return out
+
+
+@friendly_errors("lix-bringup")
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    params = resolve_params(args.params or default_params_file(), args.checkpoint, args.device,
+                            _truthy(args.use_sim_time))
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", prefix="lix_bringup_", delete=False) as handle:
+        yaml.safe_dump(params, handle)
+    from lix_ros.nodes.compare_node import CompareNode
+    from lix_ros.nodes.runner import run_nodes
+    from lix_ros.nodes.segmentation_node import SegmentationNode
+    from lix_ros.nodes.teacher_node import TeacherNode
+
+    factories = [SegmentationNode] + ([TeacherNode] if args.teacher else []) + ([CompareNode] if args.ab else [])
+    try:
+        return run_nodes(factories, ros_arguments(args, Path(handle.name)))
+    finally:
+        Path(handle.name).unlink(missing_ok=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

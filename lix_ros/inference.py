@@ -1,0 +1,121 @@
+"""Model loading and inference for the nodes and the bag tools (no ROS).
+
+A Segmenter loads a checkpoint once (schema-checked, weights_only), warms up, and maps an RGB frame of any
+size to class ids (and confidence) at that same size: the frame is resized to the model's input size
+("stretch") or padded to a multiple of 32 at its own size ("native"), and the argmax is mapped back with
+nearest neighbour.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from lix_ros.checkpoint import CheckpointError, load_model
+from lix_ros.data.classes import CLASS_NAMES
+from lix_ros.data.sample import encode_modality
+
+RESIZE_POLICIES = ("stretch", "native")
+
+
+@dataclass
+class Prediction:
+    ids: np.ndarray  # HxW uint8 class ids at the input size
+    confidence: np.ndarray | None  # HxW uint8 0..255 (max softmax probability), if asked for
+    seconds: float  # model time (preprocess + forward + postprocess)
+
+
+class Segmenter:
+    def __init__(self, checkpoint: str, device: str = "cpu", input_size: tuple[int, int] | None = None,
+                 resize_policy: str = "stretch", expect_modality: str | None = None, threads: int = 0,
+                 warmup: bool = True):
+        if resize_policy not in RESIZE_POLICIES:
+            raise ValueError(f"resize_policy must be one of {RESIZE_POLICIES}, got {resize_policy!r}")
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise ValueError(f"device {device!r} requested but CUDA is not available")
+        if threads:
+            torch.set_num_threads(threads)
+        expected = ["rgb"] if expect_modality is None else ["rgb", expect_modality]
+        try:
+            model, ckpt = load_model(checkpoint, expect_classes=CLASS_NAMES)
+        except CheckpointError:
+            raise
+        if ckpt["modalities"][0] != "rgb" or (expect_modality is None and len(ckpt["modalities"]) != 1):
+            raise CheckpointError(f"{checkpoint}: field 'modalities' is {ckpt['modalities']}, this node needs "
+                                  f"{expected}")
+        if expect_modality is not None and ckpt["modalities"] != expected:
+            raise CheckpointError(f"{checkpoint}: field 'modalities' is {ckpt['modalities']}, this node needs "
+                                  f"{expected}")
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+        self.checkpoint = ckpt
+        self.modality = expect_modality
+        self.class_names = ckpt["classes"]
+        self.input_size = tuple(input_size) if input_size and all(input_size) else tuple(ckpt["input_size"])
+        self.resize_policy = resize_policy
+        norm = ckpt["normalization"]
+        self.mean = torch.tensor(norm["mean"], device=self.device).view(1, 3, 1, 1)
+        self.std = torch.tensor(norm["std"], device=self.device).view(1, 3, 1, 1)
+        if warmup:
+            dummy = np.zeros((*self.input_size, 3), np.uint8)
+            x = np.zeros(self.input_size, np.float32) if expect_modality else None
+            for _ in range(2):
+                self.predict(dummy, depth=x, lidar_depth=x, K=np.eye(3))
+
+    def _target_size(self, h: int, w: int) -> tuple[int, int]:
+        if self.resize_policy == "stretch":
+            return self.input_size
+        return (int(np.ceil(h / 32) * 32), int(np.ceil(w / 32) * 32))
+
+    def _resize(self, image: np.ndarray, size: tuple[int, int], nearest: bool) -> np.ndarray:
+        if image.shape[:2] == size:
+            return image
+        if self.resize_policy == "native":  # pad bottom/right, keep pixels as they are
+            pad = ((0, size[0] - image.shape[0]), (0, size[1] - image.shape[1])) + ((0, 0),) * (image.ndim - 2)
+            return np.pad(image, pad)
+        interpolation = cv2.INTER_NEAREST if nearest else cv2.INTER_AREA
+        return cv2.resize(image, (size[1], size[0]), interpolation=interpolation)
+
+    @torch.no_grad()
+    def predict(self, rgb: np.ndarray, depth: np.ndarray | None = None, lidar_depth: np.ndarray | None = None,
+                K: np.ndarray | None = None, with_confidence: bool = False) -> Prediction:
+        start = time.perf_counter()
+        h, w = rgb.shape[:2]
+        size = self._target_size(h, w)
+        resized = self._resize(rgb, size, nearest=False)
+        tensor = torch.from_numpy(np.ascontiguousarray(resized)).to(self.device).permute(2, 0, 1)[None].float()
+        tensor = (tensor / 255.0 - self.mean) / self.std
+        x = None
+        if self.modality is not None:
+            x = self._geometry(depth, lidar_depth, K, (h, w), size)
+        logits = self.model(tensor, x)["logits"]
+        if self.resize_policy == "native":
+            logits = logits[..., :h, :w]
+        ids = logits.argmax(1)[0].to(torch.uint8).cpu().numpy()
+        confidence = None
+        if with_confidence:
+            confidence = (F.softmax(logits, 1).amax(1)[0] * 255).round().to(torch.uint8).cpu().numpy()
+        if ids.shape != (h, w):
+            ids = cv2.resize(ids, (w, h), interpolation=cv2.INTER_NEAREST)
+            if confidence is not None:
+                confidence = cv2.resize(confidence, (w, h), interpolation=cv2.INTER_NEAREST)
+        return Prediction(ids, confidence, time.perf_counter() - start)
+
+    def _geometry(self, depth, lidar_depth, K, original: tuple[int, int], size: tuple[int, int]) -> torch.Tensor:
+        K = np.array(K if K is not None else np.eye(3), np.float64)
+        if self.resize_policy == "stretch" and original != size:
+            sy, sx = size[0] / original[0], size[1] / original[1]
+            K = K.copy()
+            K[0, 0] *= sx
+            K[1, 1] *= sy
+            K[0, 2] = (K[0, 2] + 0.5) * sx - 0.5
+            K[1, 2] = (K[1, 2] + 0.5) * sy - 0.5
+        depth_r = self._resize(depth, size, nearest=True) if depth is not None else None
+        lidar_r = self._resize(lidar_depth, size, nearest=True) if lidar_depth is not None else None
+        x = encode_modality(self.modality, K, depth_r, lidar_r)
+        return torch.from_numpy(np.ascontiguousarray(x)).to(self.device).permute(2, 0, 1)[None].float()

@@ -1,0 +1,111 @@
+"""compare_node: online A/B of the student against the teacher, frame by frame (same stamp).
+
+Subscribes  lix/semantic, lix/teacher/semantic (mono8 class ids)
+Publishes   lix/ab/agreement (std_msgs/Float32MultiArray, labels in layout.dim:
+            pixel_agreement, miou, running_pixel_agreement, running_miou), /diagnostics
+mIoU treats the teacher as the reference; pixels that either side marks 255 are left out.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+
+import numpy as np
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.node import Node
+from sensor_msgs.msg import Image
+from std_msgs.msg import Float32MultiArray, MultiArrayDimension
+
+from lix_ros.data.classes import IGNORE_ID, NUM_CLASSES
+from lix_ros.metrics import confusion_matrix, scores_from_confusion
+from lix_ros.nodes.common import OUTPUT_QOS, diagnostic_array
+from lix_ros.nodes.params import COMPARE, declare
+from lix_ros.pairing import ExactTimePairer
+
+AGREEMENT_FIELDS = ("pixel_agreement", "miou", "running_pixel_agreement", "running_miou")
+
+
+def mask_array(msg: Image) -> np.ndarray:
+    if msg.encoding != "mono8" or msg.step < msg.width or len(msg.data) < msg.height * msg.step:
+        raise ValueError(f"expected a mono8 mask, got {msg.encoding} {msg.width}x{msg.height} step {msg.step}")
+    return np.frombuffer(memoryview(msg.data), np.uint8).reshape(msg.height, msg.step)[:, : msg.width]
+
+
+def agreement(student: np.ndarray, teacher: np.ndarray, num_classes: int = NUM_CLASSES
+              ) -> tuple[float, np.ndarray]:
+    """(pixel agreement over pixels both label, confusion with the teacher as reference)."""
+    valid = (student != IGNORE_ID) & (teacher != IGNORE_ID)
+    pixel = float(np.mean(student[valid] == teacher[valid])) if valid.any() else float("nan")
+    target = np.where(valid, teacher, IGNORE_ID)
+    return pixel, confusion_matrix(target, student, num_classes)
+
+
+class CompareNode(Node):
+    def __init__(self, **kwargs):
+        super().__init__("compare_node", **kwargs)
+        self.p = declare(self, COMPARE)
+        self.pairer = ExactTimePairer(self.p["queue_size"])
+        self.lock = threading.Lock()
+        self.create_subscription(Image, "lix/semantic", lambda m: self._add(0, m), OUTPUT_QOS)
+        self.create_subscription(Image, "lix/teacher/semantic", lambda m: self._add(1, m), OUTPUT_QOS)
+        self.agreement_pub = self.create_publisher(Float32MultiArray, "lix/ab/agreement", OUTPUT_QOS)
+        self.diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.total_confusion = np.zeros((NUM_CLASSES, NUM_CLASSES), np.int64)
+        self.agree_pixels = 0
+        self.valid_pixels = 0
+        self.frames = 0
+        self.rejected = 0
+        self.last = {}
+        self.last_error = ""
+        self.create_timer(self.p["diagnostics_period"], self.publish_diagnostics)
+
+    def _add(self, stream: int, msg: Image) -> None:
+        key = (msg.header.stamp.sec, msg.header.stamp.nanosec, msg.header.frame_id)
+        with self.lock:
+            pair = self.pairer.add(stream, key, msg)
+        if pair is not None:
+            self._compare(*pair)
+
+    def _compare(self, student_msg: Image, teacher_msg: Image) -> None:
+        try:
+            student, teacher = mask_array(student_msg), mask_array(teacher_msg)
+            if student.shape != teacher.shape:
+                raise ValueError(f"student mask {student.shape[::-1]} and teacher mask {teacher.shape[::-1]} differ")
+        except ValueError as error:
+            self.rejected += 1
+            self.last_error = str(error)
+            self.get_logger().warning(f"cannot compare: {error}", throttle_duration_sec=5.0)
+            return
+        pixel, confusion = agreement(student, teacher)
+        with self.lock:
+            self.total_confusion += confusion
+            diag = int(np.trace(confusion))
+            self.agree_pixels += diag
+            self.valid_pixels += int(confusion.sum())
+            self.frames += 1
+            running_pixel = self.agree_pixels / max(self.valid_pixels, 1)
+            running_miou = scores_from_confusion(self.total_confusion).miou
+        frame_miou = scores_from_confusion(confusion).miou
+        self.last = dict(zip(AGREEMENT_FIELDS, (pixel, frame_miou, running_pixel, running_miou)))
+        msg = Float32MultiArray()
+        msg.layout.dim = [MultiArrayDimension(label=",".join(AGREEMENT_FIELDS), size=4, stride=4)]
+        msg.data = [float(v) for v in self.last.values()]
+        self.agreement_pub.publish(msg)
+
+    def publish_diagnostics(self) -> None:
+        values = {"frames_compared": self.frames, "unmatched_dropped": self.pairer.dropped,
+                  "frames_rejected": self.rejected, **{k: float(v) for k, v in self.last.items()},
+                  "last_error": self.last_error}
+        self.diagnostics_pub.publish(diagnostic_array(self, "compare_node", self.rejected == 0 or not self.last_error,
+                                                      "ok" if not self.last_error else self.last_error, values))
+
+
+def main(args: list[str] | None = None) -> int:
+    from lix_ros.nodes.runner import run_nodes
+
+    return run_nodes([CompareNode], args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

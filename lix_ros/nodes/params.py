@@ -1,0 +1,96 @@
+"""Every node parameter, declared once: name, default, type, description and range.
+
+The nodes declare from these lists; `config/segmentation.yaml`, the launch file's arguments and the README
+are checked against them by tests/test_params_agree.py.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    default: Any
+    description: str
+    min: float | None = None
+    max: float | None = None
+    choices: tuple[str, ...] | None = None
+
+    def check(self, value: Any) -> Any:
+        if type(self.default) is float and isinstance(value, int):
+            value = float(value)
+        if type(value) is not type(self.default):
+            raise ValueError(f"parameter {self.name!r} must be {type(self.default).__name__}, got {value!r}")
+        if self.choices is not None and value not in self.choices:
+            raise ValueError(f"parameter {self.name!r} must be one of {list(self.choices)}, got {value!r}")
+        if (self.min is not None and value < self.min) or (self.max is not None and value > self.max):
+            raise ValueError(f"parameter {self.name!r} = {value} is outside [{self.min}, {self.max}]")
+        return value
+
+
+COMMON = [
+    Param("device", "cpu", "Torch device for inference", choices=("cpu", "cuda")),
+    Param("threads", 0, "Torch intra-op threads (0 = torch default)", 0, 64),
+    Param("reliability", "best_effort", "QoS reliability of the image subscriptions (sensor data is best effort)",
+          choices=("best_effort", "reliable")),
+    Param("queue_depth", 1, "QoS history depth of the image subscriptions", 1, 100),
+    Param("diagnostics_period", 1.0, "Seconds between /diagnostics messages", 0.1, 60.0),
+    Param("warn_throttle", 5.0, "Seconds between repeated warnings about bad input", 0.1, 600.0),
+]
+
+SEGMENTATION = [
+    Param("checkpoint", "", "Student checkpoint (.pt); empty = the packaged default LIX student"),
+    Param("input_height", 0, "Model input height in pixels (0 = the checkpoint's)", 0, 4096),
+    Param("input_width", 0, "Model input width in pixels (0 = the checkpoint's)", 0, 4096),
+    Param("resize_policy", "stretch", "stretch: resize to the input size; native: run at the frame's size",
+          choices=("stretch", "native")),
+    Param("use_compressed", False, "Subscribe to image/compressed (sensor_msgs/CompressedImage) instead of image"),
+    Param("overlay_alpha", 0.5, "Colour output: weight of the palette over the camera image (1 = palette only)",
+          0.0, 1.0),
+    *COMMON,
+]
+
+TEACHER = [
+    Param("checkpoint", "", "Teacher checkpoint (.pt); empty = the packaged default depth teacher"),
+    Param("input_height", 0, "Model input height in pixels (0 = the checkpoint's)", 0, 4096),
+    Param("input_width", 0, "Model input width in pixels (0 = the checkpoint's)", 0, 4096),
+    Param("resize_policy", "stretch", "stretch: resize to the input size; native: run at the frame's size",
+          choices=("stretch", "native")),
+    Param("geometry_source", "depth", "depth: a depth image; lidar: a PointCloud2 projected with camera_info",
+          choices=("depth", "lidar")),
+    Param("pair_queue_size", 10, "Messages kept per stream while pairing by stamp", 1, 1000),
+    Param("pair_slop", 0.05, "Largest stamp difference (s) between paired camera, geometry and camera_info",
+          0.0, 10.0),
+    Param("lidar_to_camera", [1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0],
+          "Row-major 4x4 transform from the LiDAR frame to the camera optical frame"),
+    *COMMON,
+]
+
+COMPARE = [
+    Param("queue_size", 30, "Unmatched masks kept per stream while waiting for the same stamp", 1, 1000),
+    Param("diagnostics_period", 1.0, "Seconds between /diagnostics messages", 0.1, 60.0),
+]
+
+NODES = {"segmentation_node": SEGMENTATION, "teacher_node": TEACHER, "compare_node": COMPARE}
+
+
+def declare(node, params: list[Param]) -> dict[str, Any]:
+    """Declare `params` on an rclpy node with descriptors and ranges; return their checked values."""
+    from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+
+    values = {}
+    for p in params:
+        descriptor = ParameterDescriptor(description=p.description, read_only=True)
+        if p.choices:
+            descriptor.additional_constraints = "one of: " + ", ".join(p.choices)
+        if p.min is not None and isinstance(p.default, float):
+            descriptor.floating_point_range = [FloatingPointRange(from_value=float(p.min), to_value=float(p.max),
+                                                                  step=0.0)]
+        elif p.min is not None and isinstance(p.default, int) and not isinstance(p.default, bool):
+            descriptor.integer_range = [IntegerRange(from_value=int(p.min), to_value=int(p.max), step=1)]
+        value = node.declare_parameter(p.name, p.default, descriptor).value
+        values[p.name] = p.check(list(value) if isinstance(p.default, list) else value)
+    return values

@@ -1,0 +1,36 @@
+"""Run one or more nodes in this process (console entry points and lix-bringup)."""
+
+from __future__ import annotations
+
+import sys
+
+from lix_ros.dds import configure_dds_env
+
+
+def run_nodes(factories: list, args: list[str] | None = None) -> int:
+    configure_dds_env()
+    import rclpy
+    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+
+    from lix_ros.checkpoint import CheckpointError
+
+    rclpy.init(args=args)
+    nodes = []
+    try:
+        for factory in factories:
+            nodes.append(factory())
+        executor = MultiThreadedExecutor(num_threads=max(2, len(nodes) * 2))
+        for node in nodes:
+            executor.add_node(node)
+        executor.spin()
+    except (CheckpointError, ValueError, FileNotFoundError) as error:  # configuration errors at start-up
+        print(f"lix_ros: startup error: {error}", file=sys.stderr)
+        return 2
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        for node in nodes:
+            node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+    return 0

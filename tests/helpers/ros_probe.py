@@ -1,0 +1,111 @@
+"""A probe node in the test process: publishes frames to, and collects messages from, nodes running in
+another process (lix-bringup) over real Fast DDS."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import rclpy
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from sensor_msgs.msg import CameraInfo, Image, PointField
+
+
+class Probe:
+    def __init__(self, name: str):
+        self.context = rclpy.context.Context()
+        rclpy.init(context=self.context)
+        self.node = rclpy.create_node(name, context=self.context)
+        self.executor = rclpy.executors.SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self.received: dict[str, list] = defaultdict(list)
+        self.publishers = {}
+
+    def subscribe(self, msg_type, topic: str, latched: bool = False, qos=None) -> None:
+        if qos is None:
+            qos = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE,
+                             durability=DurabilityPolicy.TRANSIENT_LOCAL if latched else DurabilityPolicy.VOLATILE)
+        self.node.create_subscription(msg_type, topic, lambda m, t=topic: self.received[t].append(m), qos)
+
+    def publisher(self, msg_type, topic: str, qos=qos_profile_sensor_data):
+        if topic not in self.publishers:
+            self.publishers[topic] = self.node.create_publisher(msg_type, topic, qos)
+        return self.publishers[topic]
+
+    def spin(self, seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            self.executor.spin_once(timeout_sec=0.02)
+
+    def wait_for(self, predicate, timeout: float = 20.0) -> bool:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if predicate():
+                return True
+            self.executor.spin_once(timeout_sec=0.05)
+        return predicate()
+
+    def wait_matched(self, topic: str, timeout: float = 30.0) -> None:
+        publisher = self.publishers[topic]
+        assert self.wait_for(lambda: publisher.get_subscription_count() > 0, timeout), f"nobody subscribes {topic}"
+        self.spin(0.3)
+
+    def stamp(self, seconds: float):
+        msg = self.node.get_clock().now().to_msg()
+        msg.sec, msg.nanosec = int(seconds), round((seconds % 1) * 1e9)
+        return msg
+
+    def close(self) -> None:
+        self.executor.shutdown()
+        self.node.destroy_node()
+        rclpy.shutdown(context=self.context)
+
+
+def image(stamp, frame_id: str, array: np.ndarray, encoding: str = "rgb8", step: int | None = None,
+          data: bytes | None = None, height: int | None = None, width: int | None = None) -> Image:
+    msg = Image()
+    msg.header.stamp, msg.header.frame_id = stamp, frame_id
+    msg.height = array.shape[0] if height is None else height
+    msg.width = array.shape[1] if width is None else width
+    msg.encoding = encoding
+    msg.step = (array.shape[1] * array.itemsize * (array.shape[2] if array.ndim == 3 else 1)) if step is None else step
+    msg.data = array.tobytes() if data is None else data
+    return msg
+
+
+def camera_info(stamp, frame_id: str, K: np.ndarray, height: int, width: int) -> CameraInfo:
+    msg = CameraInfo()
+    msg.header.stamp, msg.header.frame_id = stamp, frame_id
+    msg.height, msg.width = height, width
+    msg.k = [float(v) for v in np.asarray(K).reshape(-1)]
+    return msg
+
+
+def point_fields():
+    return [PointField(name=n, offset=4 * i, datatype=PointField.FLOAT32, count=1)
+            for i, n in enumerate(("x", "y", "z", "intensity"))]
+
+
+class Bringup:
+    """lix-bringup in its own process; stop() ends it and returns (exit code, stderr)."""
+
+    def __init__(self, *args: str):
+        self.process = subprocess.Popen([sys.executable, "-m", "lix_ros.bringup", *args], env=os.environ.copy(),
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def stop(self) -> tuple[int, str]:
+        if self.process.poll() is None:
+            self.process.send_signal(2)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        return self.process.returncode, self.process.stderr.read()
+
+
+REPO = Path(__file__).resolve().parents[2]

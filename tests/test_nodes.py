@@ -1,0 +1,289 @@
+"""Real nodes (lix-bringup in another process) over real Fast DDS, with the committed default checkpoints."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+rclpy = pytest.importorskip("rclpy")
+from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2  # noqa: E402
+from std_msgs.msg import Float32MultiArray, String  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).parent / "helpers"))
+from ros_probe import Bringup, Probe, camera_info, image, point_fields  # noqa: E402
+
+from lix_ros.data.synthetic import LidarConfig, render_frame  # noqa: E402
+from lix_ros.nodes.common import default_checkpoint  # noqa: E402
+
+pytestmark = pytest.mark.ros
+NS = "/t_nodes"
+
+
+@pytest.fixture(scope="module")
+def frames():
+    return [render_frame(2_000_100 + i, 320, 160, LidarConfig(beams=32)) for i in range(3)]
+
+
+@pytest.fixture(scope="module")
+def system():
+    """Student + depth teacher + A/B in one bring-up process; a probe node here."""
+    bringup = Bringup("--teacher", "--ab", "--namespace", NS, "--image", f"{NS}/camera/image",
+                      "--depth", f"{NS}/camera/depth", "--camera-info", f"{NS}/camera/info")
+    probe = Probe("lix_test_probe")
+    for topic in ("lix/semantic", "lix/teacher/semantic", "lix/semantic_color", "lix/confidence"):
+        probe.subscribe(Image, f"{NS}/{topic}")
+    probe.subscribe(Float32MultiArray, f"{NS}/lix/ab/agreement")
+    probe.subscribe(DiagnosticArray, "/diagnostics")
+    probe.subscribe(String, f"{NS}/lix/class_table", latched=True)
+    probe.publisher(Image, f"{NS}/camera/image")
+    probe.publisher(Image, f"{NS}/camera/depth")
+    probe.publisher(CameraInfo, f"{NS}/camera/info")
+    try:
+        probe.wait_matched(f"{NS}/camera/image", timeout=60)
+        probe.wait_matched(f"{NS}/camera/depth")
+        yield probe
+    finally:
+        probe.close()
+        code, stderr = bringup.stop()
+        assert code == 0, stderr[-2000:]
+
+
+def masks(probe, topic, frame_id):
+    return [m for m in probe.received[f"{NS}/{topic}"] if m.header.frame_id == frame_id]
+
+
+def send_frame(probe, frame, frame_id, t, depth=True):
+    stamp = probe.stamp(t)
+    probe.publishers[f"{NS}/camera/image"].publish(image(stamp, frame_id, frame.rgb))
+    if depth:
+        probe.publishers[f"{NS}/camera/depth"].publish(image(stamp, frame_id, frame.depth, "32FC1"))
+        probe.publishers[f"{NS}/camera/info"].publish(camera_info(stamp, frame_id, frame.K, 160, 320))
+    return stamp
+
+
+def last_diagnostics(probe, node_name):
+    for msg in reversed(probe.received["/diagnostics"]):
+        status = msg.status[0]
+        if status.name == f"lix_ros: {node_name}" and NS in status.hardware_id:
+            return {kv.key: kv.value for kv in status.values}
+    return {}
+
+
+def test_student_mask_has_exact_header_size_encoding_and_plausible_content(system, frames):
+    for i, frame in enumerate(frames):
+        stamp = send_frame(system, frame, f"good{i}", 1000 + i)
+        assert system.wait_for(lambda i=i: masks(system, "lix/semantic", f"good{i}")), f"no mask for frame {i}"
+        mask = masks(system, "lix/semantic", f"good{i}")[0]
+        assert (mask.header.stamp.sec, mask.header.stamp.nanosec) == (stamp.sec, stamp.nanosec)
+        assert (mask.height, mask.width, mask.encoding, mask.step) == (160, 320, "mono8", 320)
+        ids = np.frombuffer(mask.data, np.uint8).reshape(160, 320)
+        accuracy = np.mean(ids[frame.label != 255] == frame.label[frame.label != 255])
+        assert accuracy > 0.6, f"student pixel accuracy {accuracy:.2f} on a test frame"
+        system.spin(0.2)
+
+
+def test_teacher_with_depth_publishes_with_the_camera_header(system, frames):
+    frame = frames[0]
+    stamp = send_frame(system, frame, "teacher0", 2000)
+    assert system.wait_for(lambda: masks(system, "lix/teacher/semantic", "teacher0"))
+    mask = masks(system, "lix/teacher/semantic", "teacher0")[0]
+    assert (mask.header.stamp.sec, mask.header.stamp.nanosec, mask.encoding) == (stamp.sec, stamp.nanosec, "mono8")
+    ids = np.frombuffer(mask.data, np.uint8).reshape(160, 320)
+    assert np.mean(ids[frame.label != 255] == frame.label[frame.label != 255]) > 0.7
+
+
+def test_ab_node_publishes_agreement(system, frames):
+    send_frame(system, frames[1], "ab0", 3000)
+    assert system.wait_for(lambda: len(system.received[f"{NS}/lix/ab/agreement"]) > 0)
+    values = system.received[f"{NS}/lix/ab/agreement"][-1]
+    assert values.layout.dim[0].label.split(",")[:2] == ["pixel_agreement", "miou"]
+    assert all(0.0 <= v <= 1.0 for v in values.data) and values.data[0] > 0.5
+
+
+def test_optional_outputs_and_latched_class_table(system, frames):
+    frame = frames[2]
+    send_frame(system, frame, "color0", 4000, depth=False)
+    assert system.wait_for(lambda: masks(system, "lix/semantic_color", "color0") and
+                           masks(system, "lix/confidence", "color0"))
+    color = masks(system, "lix/semantic_color", "color0")[0]
+    assert (color.encoding, color.height, color.width) == ("rgb8", 160, 320)
+    table = json.loads(system.received[f"{NS}/lix/class_table"][0].data)
+    assert [c["name"] for c in table["classes"]][:3] == ["road", "sidewalk", "building"]
+    assert len(table["classes"]) == 19 and table["ignore_id"] == 255
+
+
+def test_other_encodings_and_input_sizes(system, frames):
+    frame = frames[0]
+    bgr = np.ascontiguousarray(frame.rgb[..., ::-1])
+    big = cv2.resize(frame.rgb, (640, 480))
+    mono = cv2.cvtColor(frame.rgb, cv2.COLOR_RGB2GRAY)
+    for frame_id, array, encoding in (("bgr", bgr, "bgr8"), ("big", big, "rgb8"), ("mono", mono, "mono8")):
+        system.publishers[f"{NS}/camera/image"].publish(image(system.stamp(5000), frame_id, array, encoding))
+        assert system.wait_for(lambda f=frame_id: masks(system, "lix/semantic", f)), frame_id
+        mask = masks(system, "lix/semantic", frame_id)[0]
+        assert (mask.height, mask.width) == array.shape[:2]
+        system.spin(0.2)
+    bgr_ids = np.frombuffer(masks(system, "lix/semantic", "bgr")[0].data, np.uint8).reshape(160, 320)
+    rgb_ids = np.frombuffer(masks(system, "lix/semantic", "good0")[0].data, np.uint8).reshape(160, 320)
+    assert np.mean(bgr_ids == rgb_ids) > 0.99  # bgr8 was converted, not read as rgb
+
+
+BAD_IMAGES = {
+    "wrong_encoding": dict(array=np.zeros((16, 16), np.uint16), encoding="16UC1"),
+    "step_too_small": dict(array=np.zeros((16, 16, 3), np.uint8), step=10),
+    "data_too_short": dict(array=np.zeros((16, 16, 3), np.uint8), data=bytes(100)),
+    "zero_size": dict(array=np.zeros((0, 0, 3), np.uint8)),
+    "huge_8000": dict(array=np.zeros((1, 1, 3), np.uint8), height=8000, width=8000, step=24000, data=bytes(3)),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_IMAGES))
+def test_bad_image_is_rejected_counted_and_node_keeps_serving(system, frames, case):
+    before = int(last_diagnostics(system, "segmentation_node").get("frames_rejected", 0))
+    system.publishers[f"{NS}/camera/image"].publish(image(system.stamp(6000), f"bad_{case}", **BAD_IMAGES[case]))
+    system.spin(0.5)
+    send_frame(system, frames[0], f"after_{case}", 6001, depth=False)
+    assert system.wait_for(lambda: masks(system, "lix/semantic", f"after_{case}")), "node stopped serving"
+    assert not masks(system, "lix/semantic", f"bad_{case}"), "published a mask for a bad frame"
+    assert system.wait_for(lambda: int(last_diagnostics(system, "segmentation_node").get("frames_rejected", 0))
+                           > before, timeout=5)
+    assert last_diagnostics(system, "segmentation_node")["last_error"]
+
+
+def test_nan_and_negative_depth_are_counted_but_served(system, frames):
+    frame = frames[1]
+    depth = frame.depth.copy()
+    depth[:10] = np.nan
+    depth[10:20] = -1.0
+    stamp = system.stamp(7000)
+    system.publishers[f"{NS}/camera/image"].publish(image(stamp, "nan_depth", frame.rgb))
+    system.publishers[f"{NS}/camera/depth"].publish(image(stamp, "nan_depth", depth, "32FC1"))
+    system.publishers[f"{NS}/camera/info"].publish(camera_info(stamp, "nan_depth", frame.K, 160, 320))
+    assert system.wait_for(lambda: masks(system, "lix/teacher/semantic", "nan_depth"))
+    assert system.wait_for(lambda: int(last_diagnostics(system, "teacher_node").get("invalid_depth_pixels", 0))
+                           >= 20 * 320, timeout=5)
+
+
+def test_depth_of_another_size_is_rejected(system, frames):
+    frame = frames[1]
+    stamp = system.stamp(8000)
+    system.publishers[f"{NS}/camera/image"].publish(image(stamp, "size_mismatch", frame.rgb))
+    system.publishers[f"{NS}/camera/depth"].publish(image(stamp, "size_mismatch", frame.depth[:80, :160].copy(),
+                                                          "32FC1"))
+    system.publishers[f"{NS}/camera/info"].publish(camera_info(stamp, "size_mismatch", frame.K, 160, 320))
+    assert system.wait_for(lambda: "depth is 160x80" in last_diagnostics(system, "teacher_node").get("last_error", ""),
+                           timeout=10)
+    assert not masks(system, "lix/teacher/semantic", "size_mismatch")
+    send_frame(system, frame, "teacher_after", 8001)
+    assert system.wait_for(lambda: masks(system, "lix/teacher/semantic", "teacher_after"))
+
+
+@pytest.fixture(scope="module")
+def lidar_teacher(tmp_path_factory):
+    """A tiny LiDAR teacher trained here (the packaged default teacher uses depth)."""
+    out = tmp_path_factory.mktemp("lidar_teacher")
+    cache = tmp_path_factory.mktemp("cache")
+    result = subprocess.run([sys.executable, "-m", "training.cli", "--set", "model.kind=teacher", "--set",
+                             "model.preset=tiny", "--set", "model.modality=lidar", "--set", "steps=2", "--set",
+                             f"data.cache_dir={cache}", "--set", "data.train_count=4", "--set", "data.val_count=2",
+                             "--set", "data.render_size=[160, 320]", "--out", str(out), "--quiet"],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    return out / "final.pt"
+
+
+def test_teacher_with_lidar_and_bad_point_clouds(lidar_teacher, frames, tmp_path):
+    ns = "/t_lidar"
+    frame = frames[0]
+    params = tmp_path / "params.yaml"
+    T = frame.T_cam_from_lidar.reshape(-1).tolist()
+    params.write_text("/**/segmentation_node:\n  ros__parameters: {}\n/**/teacher_node:\n  ros__parameters:\n"
+                      f"    checkpoint: {lidar_teacher}\n    geometry_source: lidar\n    lidar_to_camera: {T}\n")
+    bringup = Bringup("--params", str(params), "--teacher", "--namespace", ns, "--image", f"{ns}/image",
+                      "--points", f"{ns}/points", "--camera-info", f"{ns}/info")
+    probe = Probe("lix_test_lidar_probe")
+    try:
+        probe.subscribe(Image, f"{ns}/lix/teacher/semantic")
+        probe.subscribe(DiagnosticArray, "/diagnostics")
+        for topic, msg_type in ((f"{ns}/image", Image), (f"{ns}/points", PointCloud2), (f"{ns}/info", CameraInfo)):
+            probe.publisher(msg_type, topic)
+        probe.wait_matched(f"{ns}/points", timeout=60)
+
+        def send(frame_id, t, cloud):
+            stamp = probe.stamp(t)
+            probe.publishers[f"{ns}/image"].publish(image(stamp, frame_id, frame.rgb))
+            cloud.header.stamp, cloud.header.frame_id = stamp, "lidar"
+            probe.publishers[f"{ns}/points"].publish(cloud)
+            probe.publishers[f"{ns}/info"].publish(camera_info(stamp, frame_id, frame.K, 160, 320))
+
+        def cloud(points, point_step=16, fields=None):
+            msg = PointCloud2()
+            msg.height, msg.width = 1, len(points)
+            msg.fields = point_fields() if fields is None else fields
+            msg.point_step, msg.row_step = point_step, point_step * len(points)
+            msg.is_dense = True
+            msg.data = np.ascontiguousarray(points, np.float32).tobytes()
+            return msg
+
+        def errors():
+            for msg in reversed(probe.received["/diagnostics"]):
+                if msg.status[0].name == "lix_ros: teacher_node" and ns in msg.status[0].hardware_id:
+                    return {kv.key: kv.value for kv in msg.status[0].values}
+            return {}
+
+        send("lidar_ok", 100, cloud(frame.lidar_points))
+        assert probe.wait_for(lambda: any(m.header.frame_id == "lidar_ok"
+                                          for m in probe.received[f"{ns}/lix/teacher/semantic"]), timeout=20)
+        send("lidar_empty", 101, cloud(np.zeros((0, 4))))
+        assert probe.wait_for(lambda: "empty PointCloud2" in errors().get("last_error", ""), timeout=10)
+        send("lidar_malformed", 102, cloud(frame.lidar_points[:10], fields=point_fields()[2:]))
+        assert probe.wait_for(lambda: "no field(s) ['x', 'y']" in errors().get("last_error", ""), timeout=10)
+        send("lidar_after", 103, cloud(frame.lidar_points))
+        assert probe.wait_for(lambda: any(m.header.frame_id == "lidar_after"
+                                          for m in probe.received[f"{ns}/lix/teacher/semantic"]), timeout=20)
+        names = [m.header.frame_id for m in probe.received[f"{ns}/lix/teacher/semantic"]]
+        assert "lidar_empty" not in names and "lidar_malformed" not in names
+    finally:
+        probe.close()
+        code, stderr = bringup.stop()
+        assert code == 0, stderr[-2000:]
+
+
+@pytest.mark.parametrize("problem", ["missing", "corrupt", "teacher_as_student"])
+def test_bad_checkpoint_is_a_startup_error(tmp_path, problem):
+    path = {"missing": tmp_path / "nope.pt", "corrupt": tmp_path / "bad.pt",
+            "teacher_as_student": Path(default_checkpoint("teacher"))}[problem]
+    if problem == "corrupt":
+        path.write_bytes(b"\x00" * 100)
+    result = subprocess.run([sys.executable, "-m", "lix_ros.bringup", "--checkpoint", str(path), "--namespace",
+                             "/t_bad"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert {"missing": "not found", "corrupt": "not a readable checkpoint",
+            "teacher_as_student": "field 'modalities'"}[problem] in result.stderr
+
+
+def test_compressed_input(tmp_path, frames):
+    ns = "/t_compressed"
+    params = tmp_path / "p.yaml"
+    params.write_text("/**/segmentation_node:\n  ros__parameters:\n    use_compressed: true\n")
+    bringup = Bringup("--params", str(params), "--namespace", ns, "--image", f"{ns}/cam")
+    probe = Probe("lix_test_compressed_probe")
+    try:
+        probe.subscribe(Image, f"{ns}/lix/semantic")
+        publisher = probe.publisher(CompressedImage, f"{ns}/cam/compressed")
+        probe.wait_matched(f"{ns}/cam/compressed", timeout=60)
+        msg = CompressedImage()
+        msg.header.stamp, msg.header.frame_id, msg.format = probe.stamp(1), "jpeg0", "jpeg"
+        msg.data = cv2.imencode(".jpg", frames[0].rgb[..., ::-1])[1].tobytes()
+        publisher.publish(msg)
+        assert probe.wait_for(lambda: probe.received[f"{ns}/lix/semantic"], timeout=20)
+        mask = probe.received[f"{ns}/lix/semantic"][0]
+        assert (mask.header.frame_id, mask.width, mask.height) == ("jpeg0", 320, 160)
+    finally:
+        probe.close()
+        assert bringup.stop()[0] == 0
