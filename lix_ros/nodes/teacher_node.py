@@ -55,7 +55,7 @@ class TeacherNode(Node):
             self.create_subscription(Image, "depth", lambda m: self._add(1, m), qos)
         else:
             self.create_subscription(PointCloud2, "points", lambda m: self._add(1, m), qos)
-        self.create_subscription(CameraInfo, "camera_info", lambda m: self._add(2, m), 10)
+        self.create_subscription(CameraInfo, "camera_info", lambda m: self._add(2, m), qos)
         self.semantic_pub = self.create_publisher(Image, "lix/teacher/semantic", OUTPUT_QOS)
         self.time_pub = self.create_publisher(Float32, "lix/teacher/processing_time", OUTPUT_QOS)
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
