@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.lix-setup-stamp
 
-.PHONY: setup test lint preview bench clean
+.PHONY: setup test lint demo preview bench clean
 
 setup: $(STAMP)
 
@@ -20,7 +20,11 @@ lint: setup
 test: setup lint
 	$(BIN)/python -m pytest -q
 
-# Main job (until the end-to-end demo exists): preview synthetic driving data.
+# Main job: synthetic drive bag -> student/teacher/A-B nodes -> replay -> record -> evaluation report.
+demo: setup
+	$(BIN)/lix-demo --out out/demo
+
+# A look at the synthetic data: RGB | depth | normals | LiDAR depth | labels.
 preview: setup
 	$(BIN)/lix-data preview --split test --count 4 --out out/preview.png
 

@@ -33,6 +33,8 @@ setup(
             "lix-export = training.export:main",
             "lix-bench-kd = training.bench_kd:main",
             "lix-bringup = lix_ros.bringup:main",
+            "lix-bag = lix_ros.bag.cli:main",
+            "lix-demo = lix_ros.demo:main",
             "segmentation_node = lix_ros.nodes.segmentation_node:main",
             "teacher_node = lix_ros.nodes.teacher_node:main",
             "compare_node = lix_ros.nodes.compare_node:main",

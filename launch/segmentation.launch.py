@@ -33,7 +33,8 @@ def _nodes(context):
                           remappings=remappings, output="screen"))
     if _truthy(value["use_ab"]):
         nodes.append(Node(package="lix_ros", executable="compare_node", name="compare_node",
-                          namespace=value["namespace"], parameters=[params_file, overrides], output="screen"))
+                          namespace=value["namespace"], parameters=[params_file, overrides],
+                          remappings=remappings, output="screen"))
     return nodes
 
 

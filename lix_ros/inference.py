@@ -88,7 +88,8 @@ class Segmenter:
         h, w = rgb.shape[:2]
         size = self._target_size(h, w)
         resized = self._resize(rgb, size, nearest=False)
-        tensor = torch.from_numpy(np.ascontiguousarray(resized)).to(self.device).permute(2, 0, 1)[None].float()
+        tensor = torch.from_numpy(np.require(resized, requirements=["C", "W"])).to(self.device)
+        tensor = tensor.permute(2, 0, 1)[None].float()
         tensor = (tensor / 255.0 - self.mean) / self.std
         x = None
         if self.modality is not None:

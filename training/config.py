@@ -34,6 +34,7 @@ DEFAULTS: dict = {
     "amp": True,  # used on CUDA only
     "threads": 0,  # torch intra-op threads (0 = torch default)
     "distill": None,  # distillation section (teacher checkpoint + methods), see docs/distillation.md
+    "init_from": None,  # checkpoint whose weights start the run (fine-tuning), same architecture
 }
 
 

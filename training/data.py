@@ -69,7 +69,8 @@ def load_samples(data_cfg: dict, split: str, quiet: bool = False) -> list[Sample
 
 def normalize_rgb(rgb: np.ndarray) -> torch.Tensor:
     """HxWx3 uint8 -> 3xHxW float, ImageNet mean/std (stored in every checkpoint)."""
-    tensor = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float().div_(255.0)
+    # np.require copies read-only views (frames decoded straight from message buffers)
+    tensor = torch.from_numpy(np.require(rgb, requirements=["C", "W"])).permute(2, 0, 1).float().div_(255.0)
     mean = torch.tensor(RGB_MEAN).view(3, 1, 1)
     std = torch.tensor(RGB_STD).view(3, 1, 1)
     return (tensor - mean) / std

@@ -83,6 +83,13 @@ class Trainer:
         self.modality = self.model_config.modality if self.model_config.kind == "teacher" else None
         torch.manual_seed(config["seed"])  # initial weights: identical on every rank
         self.model = build_model(self.model_config).to(self.device)
+        if config.get("init_from"):
+            initial, initial_ckpt = load_model(config["init_from"], expect_classes=CLASS_NAMES,
+                                               expect_modalities=self.model_config.modalities)
+            if initial_ckpt["arch"] != self.model_config.to_dict():
+                raise ValueError(f"init_from {config['init_from']}: its arch {initial_ckpt['arch']} differs from "
+                                 f"model {self.model_config.to_dict()}")
+            self.model.load_state_dict(initial.state_dict())
 
         self.distiller = None
         self.teacher = None

@@ -27,6 +27,9 @@ def friendly_errors(prog: str) -> Callable:
             except KeyboardInterrupt:
                 print(f"{prog}: interrupted", file=sys.stderr)
                 return 130
+            except BrokenPipeError:  # output piped into e.g. `head`
+                sys.stderr.close()
+                return 0
 
         return run
 

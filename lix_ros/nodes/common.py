@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-from importlib import resources
-from pathlib import Path
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
@@ -14,12 +12,9 @@ from std_msgs.msg import String
 
 from lix_ros.data.classes import CITYSCAPES_CLASSES, IGNORE_ID
 from lix_ros.image_codec import encode_mono8, encode_rgb8
+from lix_ros.nodes_defaults import default_checkpoint
 
-DEFAULT_CHECKPOINTS = {"student": "student_small.pt", "teacher": "teacher_depth_small.pt"}
-
-
-def default_checkpoint(kind: str) -> str:
-    return str(Path(str(resources.files("lix_ros"))) / "checkpoints" / DEFAULT_CHECKPOINTS[kind])
+__all__ = ["default_checkpoint"]
 
 
 def input_qos(reliability: str, depth: int) -> QoSProfile:

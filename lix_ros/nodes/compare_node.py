@@ -1,9 +1,11 @@
 """compare_node: online A/B of the student against the teacher, frame by frame (same stamp).
 
 Subscribes  lix/semantic, lix/teacher/semantic (mono8 class ids)
+            and, with hard_frame_bag set, image, depth or points, camera_info (raw) to capture hard frames
 Publishes   lix/ab/agreement (std_msgs/Float32MultiArray, labels in layout.dim:
             pixel_agreement, miou, running_pixel_agreement, running_miou), /diagnostics
 mIoU treats the teacher as the reference; pixels that either side marks 255 are left out.
+Hard frames (disagreement > hard_frame_threshold) go to a size-capped bag that lix-train reads.
 """
 
 from __future__ import annotations
@@ -14,12 +16,14 @@ import threading
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
-from sensor_msgs.msg import Image
+from rclpy.serialization import serialize_message
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from std_msgs.msg import Float32MultiArray, MultiArrayDimension
 
+from lix_ros.bag.hard_frames import HardFrameRecorder
 from lix_ros.data.classes import IGNORE_ID, NUM_CLASSES
 from lix_ros.metrics import confusion_matrix, scores_from_confusion
-from lix_ros.nodes.common import OUTPUT_QOS, diagnostic_array
+from lix_ros.nodes.common import OUTPUT_QOS, diagnostic_array, input_qos
 from lix_ros.nodes.params import COMPARE, declare
 from lix_ros.pairing import ExactTimePairer
 
@@ -58,7 +62,24 @@ class CompareNode(Node):
         self.rejected = 0
         self.last = {}
         self.last_error = ""
+        self.hard_frames = None
+        if self.p["hard_frame_bag"]:
+            self.hard_frames = HardFrameRecorder(self.p["hard_frame_bag"], self.p["hard_frame_threshold"],
+                                                 int(self.p["hard_frame_max_mb"] * 1e6))
+            qos = input_qos("best_effort", 5)
+            geometry = ("depth", Image) if self.p["geometry_source"] == "depth" else ("points", PointCloud2)
+            for role, msg_type in (("image", Image), geometry, ("camera_info", CameraInfo)):
+                self.create_subscription(msg_type, role, lambda raw, r=role: self._input(r, raw), qos, raw=True)
+            self.get_logger().info(f"capturing hard frames (disagreement > {self.p['hard_frame_threshold']}) "
+                                   f"to {self.hard_frames.path}")
         self.create_timer(self.p["diagnostics_period"], self.publish_diagnostics)
+
+    def _input(self, role: str, raw: bytes) -> None:
+        with self.lock:
+            try:
+                self.hard_frames.add_input(role, raw)
+            except ValueError as error:
+                self.get_logger().warning(f"hard-frame input {role}: {error}", throttle_duration_sec=5.0)
 
     def _add(self, stream: int, msg: Image) -> None:
         key = (msg.header.stamp.sec, msg.header.stamp.nanosec, msg.header.frame_id)
@@ -88,6 +109,11 @@ class CompareNode(Node):
             running_miou = scores_from_confusion(self.total_confusion).miou
         frame_miou = scores_from_confusion(confusion).miou
         self.last = dict(zip(AGREEMENT_FIELDS, (pixel, frame_miou, running_pixel, running_miou)))
+        if self.hard_frames is not None and np.isfinite(pixel):
+            stamp = (student_msg.header.stamp.sec, student_msg.header.stamp.nanosec)
+            with self.lock:
+                self.hard_frames.offer(stamp, 1.0 - pixel, serialize_message(student_msg),
+                                       serialize_message(teacher_msg))
         msg = Float32MultiArray()
         msg.layout.dim = [MultiArrayDimension(label=",".join(AGREEMENT_FIELDS), size=4, stride=4)]
         msg.data = [float(v) for v in self.last.values()]
@@ -97,8 +123,19 @@ class CompareNode(Node):
         values = {"frames_compared": self.frames, "unmatched_dropped": self.pairer.dropped,
                   "frames_rejected": self.rejected, **{k: float(v) for k, v in self.last.items()},
                   "last_error": self.last_error}
+        if self.hard_frames is not None:
+            values.update(hard_frames_captured=self.hard_frames.captured,
+                          hard_frames_skipped_size_cap=self.hard_frames.skipped_for_size,
+                          hard_frame_bag=str(self.hard_frames.path))
         self.diagnostics_pub.publish(diagnostic_array(self, "compare_node", self.rejected == 0 or not self.last_error,
                                                       "ok" if not self.last_error else self.last_error, values))
+
+
+    def destroy_node(self) -> None:
+        if self.hard_frames is not None:
+            with self.lock:
+                self.hard_frames.close()
+        super().destroy_node()
 
 
 def main(args: list[str] | None = None) -> int:

@@ -72,6 +72,10 @@ TEACHER = [
 COMPARE = [
     Param("queue_size", 30, "Unmatched masks kept per stream while waiting for the same stamp", 1, 1000),
     Param("diagnostics_period", 1.0, "Seconds between /diagnostics messages", 0.1, 60.0),
+    Param("hard_frame_bag", "", "Write frames where student and teacher disagree to this bag ('' = off)"),
+    Param("hard_frame_threshold", 0.2, "Capture when the fraction of disagreeing pixels exceeds this", 0.0, 1.0),
+    Param("hard_frame_max_mb", 500.0, "Stop capturing when the hard-frame bag reaches this size (MB)", 1.0, 100000.0),
+    Param("geometry_source", "depth", "Which geometry topic to capture with hard frames", choices=("depth", "lidar")),
 ]
 
 NODES = {"segmentation_node": SEGMENTATION, "teacher_node": TEACHER, "compare_node": COMPARE}

@@ -1,0 +1,71 @@
+"""Bags as a training source: every camera frame with ground truth (/lix/gt/semantic) or, when a bag has
+none, the teacher's recorded output (/lix/teacher/semantic) as pseudo-label. Depth from /camera/depth,
+intrinsics from /camera/camera_info, LiDAR depth from /lidar/points and the bag's /tf_static.
+
+Several bags may be given (data.root: a path or a list). Every 10th frame is held out for val/test.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lix_ros.bag.frames import BagFrames, tf_static_extrinsic
+from lix_ros.bag.io import BagError, camera_matrix, image_depth, image_mono8, image_rgb
+from lix_ros.data.classes import sanitize_train_ids
+from lix_ros.data.sample import Sample
+from lix_ros.geometry import project_points_to_depth
+from lix_ros.image_codec import ImageError
+from lix_ros.pointcloud import PointCloudError, read_xyz
+
+
+def bag_samples(path: str | Path) -> tuple[list[Sample], dict]:
+    frames = BagFrames(path)
+    extrinsic = tf_static_extrinsic(path) if frames.has("points") else None
+    samples, stats = [], {"frames": 0, "labelled_gt": 0, "pseudo_labelled": 0, "unlabelled": 0, "rejected": 0}
+    for frame in frames:
+        m = frame.messages
+        stats["frames"] += 1
+        try:
+            if "gt" in m:
+                label, source = image_mono8(m["gt"]), "labelled_gt"
+            elif "teacher" in m:
+                label, source = image_mono8(m["teacher"]), "pseudo_labelled"
+            else:
+                stats["unlabelled"] += 1
+                continue
+            rgb = image_rgb(m["camera"])
+            if label.shape != rgb.shape[:2]:
+                raise ImageError(f"label {label.shape} and image {rgb.shape[:2]} differ")
+            label, _ = sanitize_train_ids(label)
+            if "camera_info" not in m:
+                raise ImageError("no camera_info with this stamp")
+            K = camera_matrix(m["camera_info"])
+            depth = image_depth(m["depth"]) if "depth" in m else None
+            lidar = None
+            if "points" in m and extrinsic is not None:
+                c = m["points"]
+                xyz = read_xyz(c.fields, c.height, c.width, c.point_step, c.row_step, bytes(c.data), c.is_bigendian)
+                lidar = project_points_to_depth(xyz, extrinsic, K, rgb.shape[:2])
+        except (ImageError, PointCloudError) as error:
+            stats["rejected"] += 1
+            stats.setdefault("first_error", str(error))
+            continue
+        stats[source] += 1
+        samples.append(Sample(rgb, label, K, depth, lidar, name=f"{Path(path).name}_{frame.stamp}",
+                              meta={"label_source": source}))
+    stats["partial"] = frames.partial
+    return samples, stats
+
+
+def load_bag_samples(root, split: str) -> list[Sample]:
+    paths = root if isinstance(root, list) else [root]
+    samples: list[Sample] = []
+    for path in paths:
+        found, _ = bag_samples(path)
+        samples += found
+    if not samples:
+        raise BagError(f"no labelled frames (ground truth or teacher output) in {', '.join(map(str, paths))}")
+    if len(samples) < 10:
+        return samples  # too few to hold any out: validate on what there is
+    held_out = [s for i, s in enumerate(samples) if i % 10 == 0]
+    return [s for i, s in enumerate(samples) if i % 10 != 0] if split == "train" else held_out
