@@ -93,8 +93,8 @@ def main(argv: list[str] | None = None) -> int:
                               args.max_frames, args.quiet)
         report = evaluate_bag(args.bag, options, TopicMap(camera=args.camera, gt=args.gt))
         if report["frames"] == 0:
-            raise CliError(f"no camera frame of {args.bag} could be evaluated"
-                           + (f" ({report['partial_reason']})" if report["partial"] else ""))
+            reason = report["skipped"][0]["reason"] if report["skipped"] else report["partial_reason"] or "no frames"
+            raise CliError(f"no camera frame of {args.bag} could be evaluated: {reason}")
         paths = write_report(report, args.out)
         print("\n".join(summary_lines(report)))
         print(f"report: {paths['html']} (also {paths['json'].name}, {paths['md'].name})")

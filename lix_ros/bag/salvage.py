@@ -7,6 +7,7 @@ the data ends or stops making sense. The result behaves like a rosbags Reader fo
 
 from __future__ import annotations
 
+import contextlib
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,6 +66,9 @@ class SalvagedBag:
             body = data[offset + 9: offset + 9 + length]
             if len(body) < length:
                 self.partial_reason = f"truncated at byte {offset} of {len(data)} (record 0x{op:02x})"
+                if op == OP_CHUNK:  # a recording cut mid-chunk: keep its complete records
+                    with contextlib.suppress(struct.error, ValueError, UnicodeDecodeError):
+                        self._record(op, body, truncated=True)
                 return
             try:
                 self._record(op, body)
@@ -74,7 +78,7 @@ class SalvagedBag:
             offset += 9 + length
         self.partial_reason = self.partial_reason or "ended without an MCAP footer"
 
-    def _record(self, op: int, body: bytes) -> None:
+    def _record(self, op: int, body: bytes, truncated: bool = False) -> None:
         if op == OP_SCHEMA:
             (schema_id,) = struct.unpack_from("<H", body, 0)
             name, _ = _string(body, 2)
@@ -92,11 +96,15 @@ class SalvagedBag:
             _start, _end, size, _crc = struct.unpack_from("<QQQI", body, 0)
             compression, offset = _string(body, 28)
             (records_length,) = struct.unpack_from("<Q", body, offset)
+            if truncated and compression:
+                return  # a cut compressed stream cannot be decoded
             inner = _decompress(compression, body[offset + 8: offset + 8 + records_length], size)
             position = 0
             while position + 9 <= len(inner):
                 inner_op = inner[position]
                 (inner_length,) = struct.unpack_from("<Q", inner, position + 1)
+                if position + 9 + inner_length > len(inner):
+                    break  # the cut record
                 self._record(inner_op, inner[position + 9: position + 9 + inner_length])
                 position += 9 + inner_length
 

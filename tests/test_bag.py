@@ -1,0 +1,132 @@
+"""Real ROS 2 bags written and read with rosbags: synth round trip, offline eval, bad and partial bags."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from lix_ros.bag.dataset import bag_samples
+from lix_ros.bag.frames import BagFrames, tf_static_extrinsic
+from lix_ros.bag.hard_frames import cdr_header_stamp
+from lix_ros.bag.io import TYPESTORE, BagWriter, image_depth, image_mono8, image_rgb, make_image, open_reader
+from lix_ros.bag.synth import START_NS, write_synthetic_bag
+from lix_ros.data.synthetic import drive
+
+
+def lix_bag(*args):
+    return subprocess.run([sys.executable, "-m", "lix_ros.bag.cli", *args], capture_output=True, text=True,
+                          timeout=300)
+
+
+@pytest.fixture(scope="module")
+def bag(tmp_path_factory):
+    path = tmp_path_factory.mktemp("bags") / "drive"
+    write_synthetic_bag(path, 2_000_010, 4, rate_hz=10, width=160, height=80, quiet=True)
+    return path
+
+
+@pytest.mark.parametrize("storage", ["mcap", "sqlite3"])
+def test_synth_bag_round_trip(tmp_path, storage):
+    path = tmp_path / storage
+    write_synthetic_bag(path, 2_000_010, 3, rate_hz=5, width=160, height=80, storage=storage, quiet=True)
+    expected = list(drive(2_000_010, 3, 5, width=160, height=80))
+    reader = open_reader(path)
+    counts = {c.topic: c.msgcount for c in reader.connections}
+    reader.close()
+    assert counts == {"/tf_static": 1, "/camera/image_raw": 3, "/camera/camera_info": 3, "/camera/depth": 3,
+                      "/lidar/points": 3, "/lix/gt/semantic": 3}
+    frames = list(BagFrames(path))
+    assert [f.stamp for f in frames] == [START_NS + i * 200_000_000 for i in range(3)]
+    for frame, truth in zip(frames, expected):
+        m = frame.messages
+        np.testing.assert_array_equal(image_rgb(m["camera"]), truth.rgb)
+        np.testing.assert_array_equal(image_mono8(m["gt"]), truth.label)
+        np.testing.assert_array_equal(image_depth(m["depth"]), truth.depth)
+        assert m["camera"].header.frame_id == "camera_optical_frame" and m["points"].header.frame_id == "lidar"
+        assert m["points"].width == len(truth.lidar_points)
+        assert frame.log_times["camera"] == frame.stamp
+    np.testing.assert_allclose(tf_static_extrinsic(path), expected[0].T_cam_from_lidar, atol=1e-6)
+
+
+def test_bag_training_source_reproduces_lidar_depth(bag):
+    samples, stats = bag_samples(bag)
+    truth = list(drive(2_000_010, 4, 10, width=160, height=80))
+    assert stats["labelled_gt"] == 4 and not stats["partial"]
+    for sample, frame in zip(samples, truth):
+        np.testing.assert_array_equal(sample.label, frame.label)
+        np.testing.assert_allclose(sample.lidar_depth, frame.lidar_depth, atol=1e-4)
+
+
+def test_eval_runs_models_and_writes_a_self_contained_report(bag, tmp_path):
+    result = lix_bag("eval", str(bag), "--out", str(tmp_path), "--quiet")
+    assert result.returncode == 0, result.stderr
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["mode"] == "run" and report["frames"] == 4 and not report["partial"]
+    assert 0.3 < report["student_vs_gt"]["miou"] <= 1 and 0.3 < report["teacher_vs_gt"]["miou"] <= 1
+    assert report["latency"]["student"]["count"] == 4
+    page = (tmp_path / "report.html").read_text()
+    assert page.count("data:image/png;base64,") >= 3 + 4  # confusion matrices + sample frames
+    assert "src='http" not in page and "<script" not in page  # nothing fetched from elsewhere
+    assert "| road |" in (tmp_path / "report.md").read_text()
+    # Deterministic: the same bag gives the same numbers.
+    again = lix_bag("eval", str(bag), "--out", str(tmp_path / "again"), "--quiet")
+    assert again.returncode == 0
+    assert json.loads((tmp_path / "again" / "report.json").read_text())["confusion"] == report["confusion"]
+
+
+def test_truncated_bag_gives_a_partial_report(bag, tmp_path):
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    mcap = next(bag.glob("*.mcap"))
+    data = mcap.read_bytes()
+    (broken / mcap.name).write_bytes(data[: int(len(data) * 0.7)])
+    (broken / "metadata.yaml").write_text((bag / "metadata.yaml").read_text())
+    result = lix_bag("eval", str(broken), "--out", str(tmp_path / "out"), "--quiet")
+    assert result.returncode == 3, result.stderr
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["partial"] and 1 <= report["frames"] < 4
+    assert "PARTIAL" in (tmp_path / "out" / "report.html").read_text()
+
+
+def _garbage_bag(path):
+    (path / "garbage").mkdir()
+    (path / "garbage" / "metadata.yaml").write_text("x: [")
+    return path / "garbage"
+
+
+@pytest.mark.parametrize(("make", "message"), [
+    (lambda p: p / "missing", "bag not found"),
+    (_garbage_bag, "cannot open bag"),
+])
+def test_bad_paths_are_one_line(tmp_path, make, message):
+    result = lix_bag("eval", str(make(tmp_path)))
+    assert result.returncode == 2 and message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+
+
+def test_missing_topic_lists_what_the_bag_has(bag):
+    result = lix_bag("eval", str(bag), "--camera", "/front/image")
+    assert result.returncode == 2
+    assert "has no topic /front/image" in result.stderr and "/camera/image_raw (sensor_msgs/msg/Image)" in result.stderr
+
+
+def test_unknown_message_type_and_unsupported_encoding(tmp_path, bag):
+    env = dict(os.environ)
+    result = subprocess.run([sys.executable, "-m", "lix_ros.bag.cli", "play", str(bag), "--topics", "/tf_static"],
+                            capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 2 and "unknown message type" in result.stderr
+    assert "tf2_msgs/msg/TFMessage" in result.stderr
+    odd = tmp_path / "odd"
+    with BagWriter(odd) as writer:
+        writer.write("/camera/image_raw", make_image(5, "cam", np.zeros((8, 8), np.uint16), "16UC1"), 5)
+    result = lix_bag("eval", str(odd), "--mode", "run", "--out", str(tmp_path / "o"))
+    assert result.returncode == 2 and "16UC1" in result.stderr
+
+
+def test_cdr_header_stamp_reads_the_serialised_header():
+    msg = make_image(1_700_000_123_456_789_012, "cam", np.zeros((2, 2), np.uint8), "mono8")
+    raw = TYPESTORE.serialize_cdr(msg, "sensor_msgs/msg/Image")
+    assert cdr_header_stamp(bytes(raw)) == (1_700_000_123, 456_789_012)
