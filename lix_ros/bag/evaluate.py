@@ -161,11 +161,19 @@ def evaluate_bag(path: str | Path, options: EvalOptions, topics: TopicMap | None
     return report
 
 
+def _missing(shape: tuple[int, ...], text: str) -> np.ndarray:
+    import cv2
+
+    tile = np.full(shape, 40, np.uint8)
+    cv2.putText(tile, text, (8, shape[0] // 2), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (230, 230, 230), 1, cv2.LINE_AA)
+    return tile
+
+
 def sample_mosaic(sample: dict) -> np.ndarray:
     rgb = sample["rgb"]
-    blank = np.zeros_like(rgb)
-    tiles = [rgb, colorize(sample["gt"]) if sample["gt"] is not None else blank, colorize(sample["student"]),
-             colorize(sample["teacher"]) if sample["teacher"] is not None else blank,
+    tiles = [rgb, colorize(sample["gt"]) if sample["gt"] is not None else _missing(rgb.shape, "no ground truth"),
+             colorize(sample["student"]),
+             colorize(sample["teacher"]) if sample["teacher"] is not None else _missing(rgb.shape, "no teacher output"),
              disagreement_image(rgb, sample["student"], sample["teacher"])]
     return np.concatenate(tiles, axis=1)
 
