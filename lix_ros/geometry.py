@@ -15,22 +15,23 @@ def intrinsics_matrix(fx: float, fy: float, cx: float, cy: float) -> np.ndarray:
     return np.array([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]], np.float64)
 
 
+def _focal_baseline_over(values: np.ndarray, focal_px: float, baseline_m: float) -> np.ndarray:
+    """f*b/x where x is a valid (finite, > 0) value, else 0: the same map takes depth to disparity and back."""
+    values = np.asarray(values, np.float32)
+    valid = np.isfinite(values) & (values > 0)
+    out = np.zeros_like(values)
+    out[valid] = focal_px * baseline_m / values[valid]
+    return out
+
+
 def depth_to_disparity(depth: np.ndarray, focal_px: float, baseline_m: float) -> np.ndarray:
     """Disparity in pixels d = f*b/z; 0 where depth is 0, negative or not finite."""
-    depth = np.asarray(depth, np.float32)
-    valid = np.isfinite(depth) & (depth > 0)
-    out = np.zeros_like(depth)
-    out[valid] = focal_px * baseline_m / depth[valid]
-    return out
+    return _focal_baseline_over(depth, focal_px, baseline_m)
 
 
 def disparity_to_depth(disparity: np.ndarray, focal_px: float, baseline_m: float) -> np.ndarray:
     """Depth in metres z = f*b/d; 0 where disparity is 0, negative or not finite."""
-    disparity = np.asarray(disparity, np.float32)
-    valid = np.isfinite(disparity) & (disparity > 0)
-    out = np.zeros_like(disparity)
-    out[valid] = focal_px * baseline_m / disparity[valid]
-    return out
+    return _focal_baseline_over(disparity, focal_px, baseline_m)
 
 
 def backproject(depth: np.ndarray, K: np.ndarray) -> np.ndarray:

@@ -50,3 +50,38 @@ class RateMeter:
             if len(self._times) < 2:
                 return 0.0
             return (len(self._times) - 1) / max(self._times[-1] - self._times[0], 1e-9)
+
+
+class InferenceCounters:
+    """What an inference node reports in /diagnostics: processed, rejected, rate, model and end-to-end time."""
+
+    def __init__(self):
+        self.processed = 0
+        self.rejected = 0
+        self.last_error = ""
+        self._rejected_at_report = 0
+        self.rate = RateMeter()
+        self.model_ms = RollingStats()
+        self.end_to_end_ms = RollingStats()
+
+    def record(self, model_seconds: float, end_to_end_seconds: float) -> None:
+        self.processed += 1
+        self.rate.tick()
+        self.model_ms.add(model_seconds * 1000)
+        self.end_to_end_ms.add(end_to_end_seconds * 1000)
+
+    def reject(self, error: Exception) -> str:
+        self.rejected += 1
+        self.last_error = str(error)
+        return self.last_error
+
+    def report(self) -> tuple[bool, str, dict]:
+        """(no new rejections since the last report, status message, values)."""
+        new = self.rejected - self._rejected_at_report
+        self._rejected_at_report = self.rejected
+        model, e2e = self.model_ms.summary(), self.end_to_end_ms.summary()
+        values = {"frames_processed": self.processed, "frames_rejected": self.rejected, "rate_hz": self.rate.rate(),
+                  "processing_ms_median": model["median"], "processing_ms_p99": model["p99"],
+                  "end_to_end_ms_median": e2e["median"], "end_to_end_ms_p99": e2e["p99"],
+                  "last_error": self.last_error}
+        return new == 0, "ok" if new == 0 else f"{new} frames rejected: {self.last_error}", values

@@ -41,12 +41,18 @@ COMMON = [
     Param("warn_throttle", 5.0, "Seconds between repeated warnings about bad input", 0.1, 600.0),
 ]
 
+def model_params(default_description: str) -> list[Param]:
+    return [
+        Param("checkpoint", "", f"Checkpoint (.pt); empty = {default_description}"),
+        Param("input_height", 0, "Model input height in pixels (0 = the checkpoint's)", 0, 4096),
+        Param("input_width", 0, "Model input width in pixels (0 = the checkpoint's)", 0, 4096),
+        Param("resize_policy", "stretch", "stretch: resize to the input size; native: run at the frame's size",
+              choices=("stretch", "native")),
+    ]
+
+
 SEGMENTATION = [
-    Param("checkpoint", "", "Student checkpoint (.pt); empty = the packaged default LIX student"),
-    Param("input_height", 0, "Model input height in pixels (0 = the checkpoint's)", 0, 4096),
-    Param("input_width", 0, "Model input width in pixels (0 = the checkpoint's)", 0, 4096),
-    Param("resize_policy", "stretch", "stretch: resize to the input size; native: run at the frame's size",
-          choices=("stretch", "native")),
+    *model_params("the packaged default LIX student"),
     Param("use_compressed", False, "Subscribe to image/compressed (sensor_msgs/CompressedImage) instead of image"),
     Param("overlay_alpha", 0.5, "Colour output: weight of the palette over the camera image (1 = palette only)",
           0.0, 1.0),
@@ -54,11 +60,7 @@ SEGMENTATION = [
 ]
 
 TEACHER = [
-    Param("checkpoint", "", "Teacher checkpoint (.pt); empty = the packaged default depth teacher"),
-    Param("input_height", 0, "Model input height in pixels (0 = the checkpoint's)", 0, 4096),
-    Param("input_width", 0, "Model input width in pixels (0 = the checkpoint's)", 0, 4096),
-    Param("resize_policy", "stretch", "stretch: resize to the input size; native: run at the frame's size",
-          choices=("stretch", "native")),
+    *model_params("the packaged default depth teacher"),
     Param("geometry_source", "depth", "depth: a depth image; lidar: a PointCloud2 projected with camera_info",
           choices=("depth", "lidar")),
     Param("pair_queue_size", 10, "Messages kept per stream while pairing by stamp", 1, 1000),

@@ -33,7 +33,7 @@ from lix_ros.nodes.common import (
     stamp_seconds,
 )
 from lix_ros.nodes.params import SEGMENTATION, declare
-from lix_ros.stats import RateMeter, RollingStats
+from lix_ros.stats import InferenceCounters
 
 
 class SegmentationNode(Node):
@@ -58,13 +58,7 @@ class SegmentationNode(Node):
             class_table_msg(self.segmenter.class_names))
 
         self.slot = LatestFrameSlot()
-        self.processed = 0
-        self.rejected = 0
-        self.rejected_at_last_report = 0
-        self.last_error = ""
-        self.rate = RateMeter()
-        self.model_ms = RollingStats()
-        self.end_to_end_ms = RollingStats()
+        self.counters = InferenceCounters()
         self._running = True
         self.worker = threading.Thread(target=self._work, name="lix_segmentation_worker", daemon=True)
         self.worker.start()
@@ -77,8 +71,7 @@ class SegmentationNode(Node):
         self.slot.put(msg)  # only store: the worker does the work and skips stale frames
 
     def _reject(self, error: Exception) -> None:
-        self.rejected += 1
-        self.last_error = str(error)
+        self.counters.reject(error)
         self.get_logger().warning(f"rejected frame: {error}", throttle_duration_sec=self.p["warn_throttle"])
 
     def _decode(self, msg) -> np.ndarray:
@@ -112,23 +105,12 @@ class SegmentationNode(Node):
             if want_confidence:
                 self.confidence_pub.publish(mono8_msg(msg.header, prediction.confidence))
             now = self.get_clock().now().nanoseconds * 1e-9
-            self.processed += 1
-            self.rate.tick()
-            self.model_ms.add(prediction.seconds * 1000)
-            self.end_to_end_ms.add((now - stamp_seconds(msg.header.stamp)) * 1000)
+            self.counters.record(prediction.seconds, now - stamp_seconds(msg.header.stamp))
             self.time_pub.publish(Float32(data=float(prediction.seconds * 1000)))
 
     def publish_diagnostics(self) -> None:
-        model, e2e = self.model_ms.summary(), self.end_to_end_ms.summary()
-        new_rejects = self.rejected - self.rejected_at_last_report
-        self.rejected_at_last_report = self.rejected
-        ok = new_rejects == 0
-        message = "ok" if ok else f"{new_rejects} frames rejected: {self.last_error}"
-        values = {"frames_received": self.slot.received, "frames_processed": self.processed,
-                  "frames_dropped_stale": self.slot.dropped, "frames_rejected": self.rejected,
-                  "rate_hz": self.rate.rate(), "processing_ms_median": model["median"],
-                  "processing_ms_p99": model["p99"], "end_to_end_ms_median": e2e["median"],
-                  "end_to_end_ms_p99": e2e["p99"], "last_error": self.last_error}
+        ok, message, values = self.counters.report()
+        values = {"frames_received": self.slot.received, "frames_dropped_stale": self.slot.dropped, **values}
         self.diagnostics_pub.publish(diagnostic_array(self, "segmentation_node", ok, message, values))
 
     def destroy_node(self) -> None:

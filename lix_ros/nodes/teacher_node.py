@@ -27,7 +27,7 @@ from lix_ros.nodes.common import OUTPUT_QOS, default_checkpoint, diagnostic_arra
 from lix_ros.nodes.params import TEACHER, declare
 from lix_ros.pairing import ApproximateTimePairer
 from lix_ros.pointcloud import PointCloudError, read_xyz
-from lix_ros.stats import RateMeter, RollingStats
+from lix_ros.stats import InferenceCounters
 
 
 class TeacherNode(Node):
@@ -60,10 +60,8 @@ class TeacherNode(Node):
         self.time_pub = self.create_publisher(Float32, "lix/teacher/processing_time", OUTPUT_QOS)
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.slot = LatestFrameSlot()
-        self.processed = self.rejected = self.rejected_at_last_report = 0
+        self.counters = InferenceCounters()
         self.invalid_depth_pixels = 0
-        self.last_error = ""
-        self.rate, self.model_ms, self.end_to_end_ms = RateMeter(), RollingStats(), RollingStats()
         self._running = True
         self.worker = threading.Thread(target=self._work, name="lix_teacher_worker", daemon=True)
         self.worker.start()
@@ -79,8 +77,7 @@ class TeacherNode(Node):
         self.slot.put((image, geometry, info))
 
     def _reject(self, error: Exception) -> None:
-        self.rejected += 1
-        self.last_error = str(error)
+        self.counters.reject(error)
         self.get_logger().warning(f"rejected frame: {error}", throttle_duration_sec=self.p["warn_throttle"])
 
     def _inputs(self, image, geometry, info):
@@ -123,26 +120,16 @@ class TeacherNode(Node):
                 self._reject(RuntimeError(f"inference failed: {error}"))
                 continue
             self.semantic_pub.publish(mono8_msg(image.header, prediction.ids))
-            self.processed += 1
-            self.rate.tick()
-            self.model_ms.add(prediction.seconds * 1000)
             now = self.get_clock().now().nanoseconds * 1e-9
-            self.end_to_end_ms.add((now - stamp_seconds(image.header.stamp)) * 1000)
+            self.counters.record(prediction.seconds, now - stamp_seconds(image.header.stamp))
             self.time_pub.publish(Float32(data=float(prediction.seconds * 1000)))
 
     def publish_diagnostics(self) -> None:
-        model, e2e = self.model_ms.summary(), self.end_to_end_ms.summary()
-        new = self.rejected - self.rejected_at_last_report
-        self.rejected_at_last_report = self.rejected
+        ok, message, values = self.counters.report()
         values = {"frames_paired": self.pairer.matched, "unpaired_dropped": self.pairer.dropped,
-                  "frames_dropped_stale": self.slot.dropped, "frames_processed": self.processed,
-                  "frames_rejected": self.rejected, "invalid_depth_pixels": self.invalid_depth_pixels,
-                  "rate_hz": self.rate.rate(), "processing_ms_median": model["median"],
-                  "processing_ms_p99": model["p99"], "end_to_end_ms_median": e2e["median"],
-                  "end_to_end_ms_p99": e2e["p99"], "last_error": self.last_error}
-        self.diagnostics_pub.publish(diagnostic_array(self, "teacher_node", new == 0,
-                                                      "ok" if new == 0 else f"{new} rejected: {self.last_error}",
-                                                      values))
+                  "frames_dropped_stale": self.slot.dropped, "invalid_depth_pixels": self.invalid_depth_pixels,
+                  **values}
+        self.diagnostics_pub.publish(diagnostic_array(self, "teacher_node", ok, message, values))
 
     def destroy_node(self) -> None:
         self._running = False
