@@ -41,14 +41,8 @@ class Segmenter:
         if threads:
             torch.set_num_threads(threads)
         expected = ["rgb"] if expect_modality is None else ["rgb", expect_modality]
-        try:
-            model, ckpt = load_model(checkpoint, expect_classes=CLASS_NAMES)
-        except CheckpointError:
-            raise
-        if ckpt["modalities"][0] != "rgb" or (expect_modality is None and len(ckpt["modalities"]) != 1):
-            raise CheckpointError(f"{checkpoint}: field 'modalities' is {ckpt['modalities']}, this node needs "
-                                  f"{expected}")
-        if expect_modality is not None and ckpt["modalities"] != expected:
+        model, ckpt = load_model(checkpoint, expect_classes=CLASS_NAMES)
+        if ckpt["modalities"] != expected:
             raise CheckpointError(f"{checkpoint}: field 'modalities' is {ckpt['modalities']}, this node needs "
                                   f"{expected}")
         self.device = torch.device(device)
