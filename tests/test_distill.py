@@ -202,3 +202,17 @@ class _Net(torch.nn.Module):
         super().__init__()
         self.head = torch.nn.Module()
         self.head.classifier = torch.nn.Conv2d(16, K, 1)
+
+
+def test_decoupled_terms_stay_finite_for_confident_pixels():
+    """Teacher almost sure of the target at T = 1: p_g rounds to 1.0 in float32; TCKD must stay finite."""
+    teacher = torch.full((4, K), -20.0)
+    teacher[:, 0] = 20.0
+    student = torch.randn(4, K)
+    target = torch.zeros(4, dtype=torch.long)
+    tckd, nckd, p_t, _ = decoupled_terms(student, teacher, target, 1.0)
+    assert torch.isfinite(tckd).all() and torch.isfinite(nckd).all() and (tckd >= 0).all()
+    assert float(p_t.min()) > 0.999
+    # The identity still holds there (in float64, away from rounding).
+    tckd64, nckd64, p64, _ = decoupled_terms(student.double(), teacher.double(), target, 1.0)
+    torch.testing.assert_close(tckd64 + (1 - p64) * nckd64, kd_per_pixel(student.double(), teacher.double(), 1.0))

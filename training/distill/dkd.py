@@ -22,20 +22,28 @@ from training.distill.base import Distiller, register, valid_rows
 _MASK = 1000.0  # logit offset that removes the target class from the non-target softmax (as mdistiller)
 
 
+def _binary_log_probs(scaled: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
+    """[log p_g, log(1 - p_g)] per row of temperature-scaled logits, without forming 1 - p_g."""
+    log_all = torch.logsumexp(scaled, dim=1)
+    log_target = (scaled * gt).sum(1) - log_all
+    log_rest = torch.logsumexp(scaled - _MASK * gt, dim=1) - log_all
+    return torch.stack([log_target, log_rest], 1)
+
+
 def decoupled_terms(student_rows: torch.Tensor, teacher_rows: torch.Tensor, target: torch.Tensor,
                     temperature: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per-row TCKD, NCKD (both times T^2), and the teacher's and student's target probabilities at T."""
     t = temperature
     gt = F.one_hot(target, student_rows.shape[1]).to(student_rows.dtype)
-    p_s = F.softmax(student_rows / t, dim=1)
-    p_t = F.softmax(teacher_rows / t, dim=1)
-    target_s = (p_s * gt).sum(1).clamp(1e-8, 1 - 1e-8)
-    target_t = (p_t * gt).sum(1).clamp(1e-8, 1 - 1e-8)
-    b_s = torch.stack([target_s, 1 - target_s], 1)
-    b_t = torch.stack([target_t, 1 - target_t], 1)
-    tckd = (b_t * (b_t.log() - b_s.log())).sum(1)
-    log_hat_s = F.log_softmax(student_rows / t - _MASK * gt, dim=1)
-    log_hat_t = F.log_softmax(teacher_rows / t - _MASK * gt, dim=1)
+    # Binary distributions in log space: log p_g and log(1 - p_g) = logsumexp_{j != g} - logsumexp_all.
+    # (1 - p_g with p_g rounded to 1.0 in float32 would give log 0 = -inf and a NaN TCKD.)
+    scaled_s, scaled_t = student_rows / t, teacher_rows / t
+    log_b_s = _binary_log_probs(scaled_s, gt)
+    log_b_t = _binary_log_probs(scaled_t, gt)
+    tckd = (log_b_t.exp() * (log_b_t - log_b_s)).sum(1)
+    target_t, target_s = log_b_t[:, 0].exp(), log_b_s[:, 0].exp()
+    log_hat_s = F.log_softmax(scaled_s - _MASK * gt, dim=1)
+    log_hat_t = F.log_softmax(scaled_t - _MASK * gt, dim=1)
     nckd = (log_hat_t.exp() * (log_hat_t - log_hat_s)).sum(1)
     return tckd * t**2, nckd * t**2, target_t, target_s
 
