@@ -86,11 +86,12 @@ def summarize(results: list[dict], teacher_miou: float, order: list[str]) -> lis
 
 def write_report(rows: list[dict], teacher_miou: float, out: Path, preset: str, elapsed: float) -> None:
     lines = [f"Teacher (RGB + depth, intermediate fusion): **{100 * teacher_miou:.2f}** mIoU on the test family. "
-             f"Preset `{preset}`, {rows[0]['seeds'] if rows else 0} seeds, total {elapsed / 60:.1f} min.", "",
-             "| method | mIoU (%) mean ± std | gap closed (%) | s / iteration |", "|---|---:|---:|---:|"]
+             f"Preset `{preset}`.", "",
+             "| method | seeds | mIoU (%) mean ± std | gap closed (%) | s / iteration |", "|---|---:|---:|---:|---:|"]
     for row in rows:
-        lines.append(f"| {row['method']} | {100 * row['miou_mean']:.2f} ± {100 * row['miou_std']:.2f} | "
-                     f"{row['gap_closed_pct']:.1f} | {row['sec_per_step']:.3f} |")
+        miou = f"{100 * row['miou_mean']:.2f} ± {100 * row['miou_std']:.2f}"
+        lines.append(f"| {row['method']} | {row['seeds']} | {miou} | {row['gap_closed_pct']:.1f} | "
+                     f"{row['sec_per_step']:.3f} |")
     (out / "results.md").write_text("\n".join(lines) + "\n")
     (out / "results.json").write_text(json.dumps({"preset": preset, "teacher_miou": teacher_miou, "rows": rows,
                                                   "elapsed_seconds": elapsed}, indent=2))
@@ -125,6 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=2, help="runs in parallel (one thread each)")
     parser.add_argument("--cache-dir", default="data/cache")
     parser.add_argument("--out", type=Path, default=Path("out/bench_kd"))
+    parser.add_argument("--report-only", action="store_true",
+                        help="train nothing: summarise the runs that already have results")
     args = parser.parse_args(argv)
     if not args.config.is_file():
         raise CliError(f"benchmark config not found: {args.config}")
@@ -146,6 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
 
     teacher = args.teacher
+    if teacher is None and args.report_only:
+        teacher = args.out / "teacher" / "final.pt"
     if teacher is None:
         teacher_dir = args.out / "teacher"
         teacher = teacher_dir / "final.pt"
@@ -161,10 +166,15 @@ def main(argv: list[str] | None = None) -> int:
     # Render the cache once before parallel runs share it.
     from training.data import load_samples
 
-    for split in ("train", "val", "test"):
+    for split in ("train", "val", "test") if not args.report_only else ():
         load_samples(data_cfg, split, quiet=True)
 
     jobs = [(m, s) for m in order for s in seeds]
+    if args.report_only:
+        done = [args.out / "runs" / f"{m}_seed{s}" / "result.json" for m, s in jobs]
+        jobs = [(m, s) for (m, s), path in zip(jobs, done) if path.exists()]
+        if not jobs:
+            raise CliError(f"--report-only: no finished runs under {args.out / 'runs'}")
     results = []
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
         futures = {pool.submit(run_one, m, s, methods[m], teacher, base, args.out, data_cfg): (m, s) for m, s in jobs}
