@@ -62,7 +62,12 @@ class DKD(Distiller):
         s_rows, target = valid_rows(student["logits"], label)
         t_rows, _ = valid_rows(teacher["logits"], label)
         if len(s_rows) == 0:
-            return {"dkd": student["logits"].sum() * 0}
+            return {"tckd": student["logits"].sum() * 0}
         tckd, nckd, _, _ = decoupled_terms(s_rows, t_rows, target, self.temperature)
+        alpha, beta = self.pixel_weights(s_rows, t_rows, target)
         warm = min(1.0, (step + 1) / self.warmup_steps) if self.warmup_steps else 1.0
-        return {"tckd": warm * self.alpha * tckd.mean(), "nckd": warm * self.beta * nckd.mean()}
+        return {"tckd": warm * (alpha * tckd).mean(), "nckd": warm * (beta * nckd).mean()}
+
+    def pixel_weights(self, student_rows: torch.Tensor, teacher_rows: torch.Tensor, target: torch.Tensor):
+        """TCKD and NCKD weights: DKD's two constants (LIX's controller overrides this)."""
+        return self.alpha, self.beta

@@ -23,8 +23,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from training.distill.base import Distiller, register, valid_rows
-from training.distill.dkd import decoupled_terms
+from training.distill.base import register
+from training.distill.dkd import DKD
 
 
 def dwc_weights(student_rows: torch.Tensor, teacher_rows: torch.Tensor, target: torch.Tensor, temperature: float,
@@ -41,27 +41,18 @@ def dwc_weights(student_rows: torch.Tensor, teacher_rows: torch.Tensor, target: 
 
 
 @register
-class LIXLogit(Distiller):
+class LIXLogit(DKD):
+    """DKD with per-pixel weights from the dynamic weight controller (dynamic=False is exactly DKD)."""
+
     name = "lix_logit"
 
     def __init__(self, student, teacher, weight: float = 1.0, alpha: float = 1.0, beta: float = 8.0,
                  temperature: float = 4.0, gamma: float = 1.0, dynamic: bool = True, warmup_steps: int = 0):
-        super().__init__(student, teacher, weight)
-        self.alpha, self.beta, self.temperature, self.gamma = float(alpha), float(beta), float(temperature), gamma
-        self.dynamic = bool(dynamic)  # False = fixed alpha, beta (exactly DKD): the ablation switch
-        self.warmup_steps = int(warmup_steps)
+        super().__init__(student, teacher, weight, alpha, beta, temperature, warmup_steps)
+        self.gamma = float(gamma)
+        self.dynamic = bool(dynamic)  # the DWC-vs-fixed-beta ablation switch
 
-    def losses(self, student, teacher, label, step, total_steps):
-        s_rows, target = valid_rows(student["logits"], label)
-        t_rows, _ = valid_rows(teacher["logits"], label)
-        if len(s_rows) == 0:
-            return {"tckd": student["logits"].sum() * 0}
-        tckd, nckd, _, _ = decoupled_terms(s_rows, t_rows, target, self.temperature)
-        if self.dynamic:
-            alpha_i, beta_i = dwc_weights(s_rows, t_rows, target, self.temperature, self.alpha, self.beta, self.gamma)
-        else:
-            alpha_i = beta_i = None
-        warm = min(1.0, (step + 1) / self.warmup_steps) if self.warmup_steps else 1.0
-        t_term = (alpha_i * tckd).mean() if alpha_i is not None else self.alpha * tckd.mean()
-        n_term = (beta_i * nckd).mean() if beta_i is not None else self.beta * nckd.mean()
-        return {"tckd": warm * t_term, "nckd": warm * n_term}
+    def pixel_weights(self, student_rows, teacher_rows, target):
+        if not self.dynamic:
+            return super().pixel_weights(student_rows, teacher_rows, target)
+        return dwc_weights(student_rows, teacher_rows, target, self.temperature, self.alpha, self.beta, self.gamma)
