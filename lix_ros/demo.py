@@ -17,7 +17,12 @@ from pathlib import Path
 from lix_ros.cli.common import CliError, friendly_errors
 from lix_ros.dds import configure_dds_env
 
-RECORDED = ["/lix/semantic", "/lix/teacher/semantic", "/lix/ab/agreement", "/camera/image_raw", "/lix/gt/semantic"]
+RECORDED = ["/lix/semantic", "/lix/teacher/semantic", "/lix/ab/agreement", "/camera/image_raw", "/lix/gt/semantic",
+            "/diagnostics"]
+PLAYED = ["/camera/image_raw", "/camera/camera_info", "/camera/depth", "/lix/gt/semantic"]
+# who listens to what the player publishes: student + teacher + recorder on the camera, the teacher on
+# depth and camera_info, the recorder on the ground truth
+SUBSCRIBERS = {"/camera/image_raw": 3, "/camera/depth": 1, "/camera/camera_info": 1, "/lix/gt/semantic": 1}
 
 
 def _wait_for_file(path: Path, timeout: float) -> bool:
@@ -46,7 +51,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="lix-demo", description=__doc__)
     parser.add_argument("--out", type=Path, default=Path("out/demo"))
     parser.add_argument("--frames", type=int, default=60)
-    parser.add_argument("--rate", type=float, default=10.0)
+    parser.add_argument("--rate", type=float, default=10.0, help="camera rate of the synthetic drive (Hz)")
+    parser.add_argument("--pace", choices=("lockstep", "realtime"), default="lockstep",
+                        help="lockstep: the player waits for both nodes' masks of each frame before the next, so "
+                             "every frame is evaluated on any machine; realtime: recorded timing, and nodes that "
+                             "cannot keep up drop stale frames (counted in their diagnostics)")
     parser.add_argument("--seed", type=int, default=2_000_042, help="scene of the held-out test family")
     parser.add_argument("--threshold", type=float, default=0.1, help="hard-frame disagreement threshold")
     args = parser.parse_args(argv)
@@ -88,10 +97,11 @@ def main(argv: list[str] | None = None) -> int:
                                      "--topics", *RECORDED, "--stop-file", str(stop_file)],
                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
         time.sleep(2.0)  # the recorder discovers the node outputs
-        print("[3/5] replaying the drive; recording node outputs", flush=True)
-        played = play_bag(drive_bag, topics=["/camera/image_raw", "/camera/camera_info", "/camera/depth",
-                                             "/lix/gt/semantic"], wait_for_subscribers=30, quiet=True)
-        time.sleep(2.0)  # let the last frames through the nodes
+        print(f"[3/5] replaying the drive ({args.pace}); recording node outputs", flush=True)
+        sync = ["/lix/semantic", "/lix/teacher/semantic"] if args.pace == "lockstep" else None
+        played = play_bag(drive_bag, topics=PLAYED, wait_for_subscribers=30, min_subscribers=SUBSCRIBERS,
+                          sync_topics=sync, quiet=True)
+        time.sleep(2.0)  # let the last frames through the nodes and one more /diagnostics out
     finally:
         stop_file.touch()
         if recorder is not None:
@@ -104,6 +114,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"      {recorder_out.strip().splitlines()[-1] if recorder_out.strip() else 'recorder said nothing'}")
     t = played["timing_error_ms"]
     print(f"      replay timing error: median {t['median']:.2f} ms, p99 {t['p99']:.2f} ms")
+    if "sync" in played:
+        s = played["sync"]
+        print(f"      lockstep: {s['answered']} of {s['frames']} frames answered by both nodes "
+              f"({s['timeouts']} timeouts, {s['waited_s']:.1f} s waited for the nodes)")
 
     print("[4/5] evaluating the recording (node outputs vs ground truth, student vs teacher)", flush=True)
     report = evaluate_bag(recorded_bag, EvalOptions(mode="recorded", quiet=True))

@@ -18,6 +18,13 @@ def _floats16(text: str) -> np.ndarray:
     return np.array(values).reshape(4, 4)
 
 
+def _topic_count(text: str) -> tuple[str, int]:
+    topic, _, count = text.rpartition("=")
+    if not topic or not count.isdigit():
+        raise argparse.ArgumentTypeError(f"expected TOPIC=N, got {text!r}")
+    return topic, int(count)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lix-bag", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -41,6 +48,13 @@ def build_parser() -> argparse.ArgumentParser:
     play.add_argument("--clock", action="store_true", help="publish /clock (for use_sim_time)")
     play.add_argument("--qos", choices=("reliable", "best_effort"), default="reliable")
     play.add_argument("--wait", type=float, default=0.0, help="wait up to this long for subscribers first")
+    play.add_argument("--min-subscribers", nargs="+", type=_topic_count, default=[], metavar="TOPIC=N",
+                      help="with --wait: subscribers to wait for per topic (default 1)")
+    play.add_argument("--sync", nargs="+", metavar="TOPIC",
+                      help="lockstep: after each camera frame wait for these (sensor_msgs/Image) outputs to carry "
+                           "its stamp, e.g. --sync /lix/semantic /lix/teacher/semantic")
+    play.add_argument("--sync-on", help="the camera topic that lockstep follows (default: /camera/image_raw)")
+    play.add_argument("--sync-timeout", type=float, default=10.0, help="seconds to wait per frame")
 
     record = sub.add_parser("record", help="record live topics to a bag")
     record.add_argument("--out", type=Path, required=True)
@@ -78,8 +92,11 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "play":
         from lix_ros.bag.play import play_bag
 
-        play_bag(args.bag, args.rate, args.loop, args.start, args.topics, args.clock, args.qos,
-                 wait_for_subscribers=args.wait)
+        result = play_bag(args.bag, args.rate, args.loop, args.start, args.topics, args.clock, args.qos,
+                          wait_for_subscribers=args.wait, min_subscribers=dict(args.min_subscribers),
+                          sync_topics=args.sync, sync_on=args.sync_on, sync_timeout=args.sync_timeout)
+        if result.get("sync", {}).get("timeouts"):
+            return 4  # some frames got no answer: the caller should know the lockstep run is incomplete
     elif args.command == "record":
         from lix_ros.bag.record import record_topics
 

@@ -16,7 +16,16 @@ import numpy as np
 from tqdm import tqdm
 
 from lix_ros.bag.frames import BagFrames, TopicMap, tf_static_extrinsic
-from lix_ros.bag.io import BagError, camera_matrix, image_depth, image_mono8, image_rgb
+from lix_ros.bag.io import (
+    BagError,
+    MessageStream,
+    camera_matrix,
+    image_depth,
+    image_mono8,
+    image_rgb,
+    open_reader,
+    topic_types,
+)
 from lix_ros.checkpoint import read_checkpoint
 from lix_ros.data.classes import CLASS_NAMES, NUM_CLASSES, colorize
 from lix_ros.geometry import project_points_to_depth
@@ -42,6 +51,24 @@ def _stats(values: list[float]) -> dict:
     array = np.array(values)
     return {"count": len(values), "median_ms": float(np.median(array)), "p99_ms": float(np.percentile(array, 99)),
             "mean_ms": float(array.mean())}
+
+
+def node_diagnostics(path: str | Path) -> dict[str, dict[str, str]]:
+    """The last /diagnostics status of each lix_ros node recorded in the bag: its counters at the end."""
+    reader = open_reader(path)
+    last: dict[str, dict[str, str]] = {}
+    try:
+        if "/diagnostics" in topic_types(reader):
+            for message in MessageStream(reader, ["/diagnostics"]):
+                for status in message.msg.status:
+                    if status.name.startswith("lix_ros: "):
+                        last[status.name.removeprefix("lix_ros: ")] = {
+                            "level": int.from_bytes(status.level, "little") if isinstance(status.level, bytes)
+                            else int(status.level), "message": status.message,
+                            **{kv.key: kv.value for kv in status.values}}
+    finally:
+        reader.close()
+    return last
 
 
 def disagreement_image(rgb: np.ndarray, student: np.ndarray, teacher: np.ndarray | None) -> np.ndarray:
@@ -156,6 +183,7 @@ def evaluate_bag(path: str | Path, options: EvalOptions, topics: TopicMap | None
                     "student": _stats(latency["student"]), "teacher": _stats(latency["teacher"])},
         "confusion": {k: v.tolist() for k, v in confusions.items() if v.sum()},
         "per_frame": per_frame,
+        "node_diagnostics": node_diagnostics(path) if mode == "recorded" else {},
     }
     report["_samples"] = samples
     return report

@@ -14,6 +14,12 @@ from lix_ros.data.classes import CLASS_NAMES
 SECTIONS = (("student_vs_gt", "Student vs ground truth"), ("teacher_vs_gt", "Teacher vs ground truth"),
             ("student_vs_teacher", "Student vs teacher (teacher as reference)"))
 
+# /diagnostics keys worth a line in the summary, in the order a reader checks them
+NODE_COUNTERS = (("frames_received", "received"), ("frames_paired", "paired"), ("frames_processed", "processed"),
+                 ("frames_compared", "compared"), ("frames_dropped_stale", "dropped stale"),
+                 ("unpaired_dropped", "unpaired"), ("frames_rejected", "rejected"),
+                 ("hard_frames_captured", "hard frames"))
+
 
 def _fmt(value) -> str:
     return "–" if value is None else f"{100 * value:.2f}"
@@ -33,6 +39,9 @@ def summary_lines(report: dict) -> list[str]:
         if stats.get("count"):
             lines.append(f"{role} latency ({report['latency']['kind']}): median {stats['median_ms']:.1f} ms, "
                          f"p99 {stats['p99_ms']:.1f} ms")
+    for node, values in report.get("node_diagnostics", {}).items():
+        counters = ", ".join(f"{label} {values[key]}" for key, label in NODE_COUNTERS if key in values)
+        lines.append(f"{node} (last /diagnostics): {counters}")
     return lines
 
 
