@@ -158,13 +158,13 @@ def test_ignored_pixels_contribute_nothing(name):
         params["pool"] = (8, 16)  # no pooling across the ignore boundary
     method = build_distiller({"methods": [{"name": name, **params}]}, _Net(), _Net())
     student, teacher = outputs(student_logits, seed=2), outputs(teacher_logits, seed=3)
-    base = {k: float(v) for k, v in method(student, teacher, label).items()}
+    base = {k: float(v.detach()) for k, v in method(student, teacher, label).items()}
     if name in ("pfs", "mkat"):  # their feature terms are label-free maps: spoil only the logits
         spoiled_s = dict(student, logits=_garbage_at_ignored(student, label, 100.0)["logits"])
         spoiled_t = dict(teacher, logits=_garbage_at_ignored(teacher, label, -50.0)["logits"])
     else:
         spoiled_s, spoiled_t = _garbage_at_ignored(student, label, 100.0), _garbage_at_ignored(teacher, label, -50.0)
-    again = {k: float(v) for k, v in method(spoiled_s, spoiled_t, label).items()}
+    again = {k: float(v.detach()) for k, v in method(spoiled_s, spoiled_t, label).items()}
     for key in base:
         assert again[key] == pytest.approx(base[key], rel=1e-5, abs=1e-7), key
 
