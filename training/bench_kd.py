@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import subprocess
 import sys
@@ -45,11 +46,22 @@ def _seconds_per_step(run_dir: Path) -> float:
     return statistics.median(rows) if rows else float("nan")
 
 
+def _final_val_miou(run_dir: Path) -> float:
+    """The last validation mIoU in the run's log (the val family: what variants may be chosen on)."""
+    import csv
+
+    with (run_dir / "log.csv").open() as handle:
+        values = [float(r["val_miou"]) for r in csv.DictReader(handle) if r.get("val_miou")]
+    return values[-1] if values else float("nan")
+
+
 def run_one(name: str, seed: int, methods: list, teacher: Path, base: list[str], out: Path, data_cfg: dict) -> dict:
     run_dir = out / "runs" / f"{name}_seed{seed}"
     result_path = run_dir / "result.json"
     if result_path.exists():
-        return json.loads(result_path.read_text())
+        result = json.loads(result_path.read_text())
+        result.setdefault("val_miou", _final_val_miou(run_dir))  # results written before the val column
+        return result
     run_dir.mkdir(parents=True, exist_ok=True)
     overrides = [*base, f"seed={seed}", "model.kind=student"]
     if methods:
@@ -60,6 +72,7 @@ def run_one(name: str, seed: int, methods: list, teacher: Path, base: list[str],
     metrics = evaluate_checkpoint(run_dir / "final.pt", data_cfg, "test")
     result = {"method": name, "seed": seed, "miou": metrics["miou"], "pixel_accuracy": metrics["pixel_accuracy"],
               "per_class_iou": metrics["per_class_iou"], "sec_per_step": _seconds_per_step(run_dir),
+              "val_miou": _final_val_miou(run_dir),
               "wall_seconds": time.perf_counter() - started}
     result_path.write_text(json.dumps(result, indent=2))
     return result
@@ -80,6 +93,7 @@ def summarize(results: list[dict], teacher_miou: float, order: list[str]) -> lis
             "miou_std": statistics.stdev(values) if len(values) > 1 else 0.0, "miou_runs": values,
             "gap_closed_pct": 100 * (mean - student) / gap if gap > 0 else float("nan"),
             "sec_per_step": statistics.mean(r["sec_per_step"] for r in runs),
+            "val_miou_mean": statistics.mean(r.get("val_miou", float("nan")) for r in runs),
         })
     return rows
 
@@ -87,10 +101,12 @@ def summarize(results: list[dict], teacher_miou: float, order: list[str]) -> lis
 def write_report(rows: list[dict], teacher_miou: float, out: Path, preset: str, elapsed: float) -> None:
     lines = [f"Teacher (RGB + depth, intermediate fusion): **{100 * teacher_miou:.2f}** mIoU on the test family. "
              f"Preset `{preset}`.", "",
-             "| method | seeds | mIoU (%) mean ± std | gap closed (%) | s / iteration |", "|---|---:|---:|---:|---:|"]
+             "| method | seeds | mIoU (%) mean ± std | gap closed (%) | val mIoU (%) | s / iteration |",
+             "|---|---:|---:|---:|---:|---:|"]
     for row in rows:
         miou = f"{100 * row['miou_mean']:.2f} ± {100 * row['miou_std']:.2f}"
-        lines.append(f"| {row['method']} | {row['seeds']} | {miou} | {row['gap_closed_pct']:.1f} | "
+        val = "–" if math.isnan(row["val_miou_mean"]) else f"{100 * row['val_miou_mean']:.2f}"
+        lines.append(f"| {row['method']} | {row['seeds']} | {miou} | {row['gap_closed_pct']:.1f} | {val} | "
                      f"{row['sec_per_step']:.3f} |")
     (out / "results.md").write_text("\n".join(lines) + "\n")
     (out / "results.json").write_text(json.dumps({"preset": preset, "teacher_miou": teacher_miou, "rows": rows,
