@@ -18,7 +18,7 @@ def test_fast_benchmark_writes_table_json_and_plot(tmp_path):
     methods = [row["method"] for row in report["rows"]]
     assert methods == ["student", "kd", "dkd", "cwd", "at", "pfs", "mkat", "lix_logit", "lix_feature", "lix",
                        "lix_fixed_beta", "lix_balanced", "lix_balanced_fixed_beta", "dkd_balanced", "kd_balanced",
-                       "lix_t4_light", "dkd_t4_light", "lix_balanced_feat3"]
+                       "lix_t4_light", "dkd_t4_light", "lix_balanced_feat3", "lix_balanced_feat10"]
     for row in report["rows"]:
         assert 0 <= row["miou_mean"] <= 1 and row["sec_per_step"] > 0
     assert report["rows"][0]["gap_closed_pct"] == 0.0
