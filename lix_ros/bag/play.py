@@ -145,7 +145,7 @@ def play_bag(path: str | Path, rate: float = 1.0, loop: bool = False, start_s: f
                 all(publishers[t].get_subscription_count() >= n for t, n in wanted.items())
                 and (sync is None or sync.publishers_seen())):
             time.sleep(0.05)
-        time.sleep(0.3)
+        time.sleep(1.0)  # matched on our side; give the readers time to match us (best-effort drops until then)
     connections = [c for c in reader.connections if c.topic in chosen]
     first = reader.start_time + int(start_s * 1e9)
     errors, published, loops = [], 0, 0

@@ -50,6 +50,16 @@ class Probe:
             self.executor.spin_once(timeout_sec=0.05)
         return predicate()
 
+    def retry(self, send, predicate, timeout: float = 60.0, every: float = 1.0) -> bool:
+        """send() again every `every` s until predicate() holds: right after discovery a best-effort
+        subscription may not have matched the publisher yet, so a single first frame can be lost."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            send()
+            if self.wait_for(predicate, min(every, max(end - time.monotonic(), 0.0))):
+                return True
+        return predicate()
+
     def wait_matched(self, topic: str, timeout: float = 30.0) -> None:
         publisher = self.publishers[topic]
         assert self.wait_for(lambda: publisher.get_subscription_count() > 0, timeout), f"nobody subscribes {topic}"
