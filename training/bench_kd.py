@@ -38,21 +38,17 @@ def _train(out_dir: Path, overrides: list[str], log: Path) -> None:
         raise CliError(f"training run {out_dir} failed (exit {result.returncode}); see {log}")
 
 
-def _seconds_per_step(run_dir: Path) -> float:
+def _log_figures(run_dir: Path) -> dict[str, float]:
+    """From the run's log.csv: median seconds per step, and the last validation mIoU (the val family:
+    what variants may be chosen on)."""
     import csv
 
     with (run_dir / "log.csv").open() as handle:
-        rows = [float(r["sec_per_step"]) for r in csv.DictReader(handle)]
-    return statistics.median(rows) if rows else float("nan")
-
-
-def _final_val_miou(run_dir: Path) -> float:
-    """The last validation mIoU in the run's log (the val family: what variants may be chosen on)."""
-    import csv
-
-    with (run_dir / "log.csv").open() as handle:
-        values = [float(r["val_miou"]) for r in csv.DictReader(handle) if r.get("val_miou")]
-    return values[-1] if values else float("nan")
+        rows = list(csv.DictReader(handle))
+    seconds = [float(r["sec_per_step"]) for r in rows]
+    val = [float(r["val_miou"]) for r in rows if r.get("val_miou")]
+    return {"sec_per_step": statistics.median(seconds) if seconds else float("nan"),
+            "val_miou": val[-1] if val else float("nan")}
 
 
 def run_one(name: str, seed: int, methods: list, teacher: Path, base: list[str], out: Path, data_cfg: dict) -> dict:
@@ -60,7 +56,8 @@ def run_one(name: str, seed: int, methods: list, teacher: Path, base: list[str],
     result_path = run_dir / "result.json"
     if result_path.exists():
         result = json.loads(result_path.read_text())
-        result.setdefault("val_miou", _final_val_miou(run_dir))  # results written before the val column
+        if "val_miou" not in result:  # results written before the val column
+            result["val_miou"] = _log_figures(run_dir)["val_miou"]
         return result
     run_dir.mkdir(parents=True, exist_ok=True)
     overrides = [*base, f"seed={seed}", "model.kind=student"]
@@ -71,8 +68,7 @@ def run_one(name: str, seed: int, methods: list, teacher: Path, base: list[str],
         _train(run_dir, overrides, run_dir / "train.log")
     metrics = evaluate_checkpoint(run_dir / "final.pt", data_cfg, "test")
     result = {"method": name, "seed": seed, "miou": metrics["miou"], "pixel_accuracy": metrics["pixel_accuracy"],
-              "per_class_iou": metrics["per_class_iou"], "sec_per_step": _seconds_per_step(run_dir),
-              "val_miou": _final_val_miou(run_dir),
+              "per_class_iou": metrics["per_class_iou"], **_log_figures(run_dir),
               "wall_seconds": time.perf_counter() - started}
     result_path.write_text(json.dumps(result, indent=2))
     return result
