@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True)
 
     from lix_ros.bag.evaluate import EvalOptions, evaluate_bag, write_report
-    from lix_ros.bag.io import open_reader
+    from lix_ros.bag.io import topic_counts
     from lix_ros.bag.play import play_bag
     from lix_ros.bag.report import summary_lines
     from lix_ros.bag.synth import write_synthetic_bag
@@ -123,11 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     report = evaluate_bag(recorded_bag, EvalOptions(mode="recorded", quiet=True))
     paths = write_report(report, args.out / "report")
     hard = args.out / "hard_frames"
-    captured = 0
-    if hard.exists():
-        reader = open_reader(hard)
-        captured = next((c.msgcount for c in reader.connections if c.topic == "/camera/image_raw"), 0)
-        reader.close()
+    captured = topic_counts(hard).get("/camera/image_raw", 0) if hard.exists() else 0
     print("[5/5] summary")
     for line in summary_lines(report):
         print(f"      {line}")

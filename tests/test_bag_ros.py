@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).parent / "helpers"))
 from ros_probe import Probe  # noqa: E402
 
 from lix_ros.bag.dataset import bag_samples  # noqa: E402
-from lix_ros.bag.io import open_reader  # noqa: E402
+from lix_ros.bag.io import topic_counts  # noqa: E402
 from lix_ros.bag.synth import START_NS, write_synthetic_bag  # noqa: E402
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
@@ -31,13 +31,6 @@ def demo(tmp_path_factory):
     return out, result.stdout
 
 
-def _recorded_counts(bag: Path) -> dict[str, int]:
-    reader = open_reader(bag)
-    counts = {c.topic: c.msgcount for c in reader.connections}
-    reader.close()
-    return counts
-
-
 def test_demo_round_trips_a_synth_bag_through_the_nodes(demo):
     """Lockstep replay: every frame reaches both nodes and comes back, whatever the machine's load."""
     out, stdout = demo
@@ -47,7 +40,7 @@ def test_demo_round_trips_a_synth_bag_through_the_nodes(demo):
     assert len([f for f in report["per_frame"] if "teacher_pixel_accuracy" in f]) == 20
     assert report["student_vs_gt"]["miou"] > 0.4 and report["teacher_vs_gt"]["miou"] > 0.4
     assert report["latency"]["student"]["count"] == 20
-    counts = _recorded_counts(out / "recorded")
+    counts = topic_counts(out / "recorded")
     assert counts["/camera/image_raw"] == 20 and counts["/lix/ab/agreement"] == 20
     nodes = report["node_diagnostics"]
     assert nodes["segmentation_node"]["frames_processed"] == "20"
@@ -69,7 +62,7 @@ def test_demo_in_real_time_accounts_for_every_frame(tmp_path):
     assert 0 < student["frames_received"] <= 12
     assert student["frames_processed"] + student["frames_dropped_stale"] + student["frames_rejected"] == \
         student["frames_received"]
-    assert _recorded_counts(out / "recorded")["/lix/semantic"] == student["frames_processed"] == report["frames"]
+    assert topic_counts(out / "recorded")["/lix/semantic"] == student["frames_processed"] == report["frames"]
     assert "lockstep" not in result.stdout
 
 

@@ -63,8 +63,7 @@ def node_diagnostics(path: str | Path) -> dict[str, dict[str, str]]:
                 for status in message.msg.status:
                     if status.name.startswith("lix_ros: "):
                         last[status.name.removeprefix("lix_ros: ")] = {
-                            "level": int.from_bytes(status.level, "little") if isinstance(status.level, bytes)
-                            else int(status.level), "message": status.message,
+                            "level": int(status.level), "message": status.message,
                             **{kv.key: kv.value for kv in status.values}}
     finally:
         reader.close()

@@ -54,6 +54,18 @@ def topic_types(reader: Reader) -> dict[str, str]:
     return {c.topic: c.msgtype for c in reader.connections}
 
 
+def topic_counts(path: str | Path) -> dict[str, int]:
+    """Messages per topic of the bag at `path` (summed over its connections)."""
+    reader = open_reader(path)
+    counts: dict[str, int] = {}
+    try:
+        for connection in reader.connections:
+            counts[connection.topic] = counts.get(connection.topic, 0) + connection.msgcount
+    finally:
+        reader.close()
+    return counts
+
+
 def require_topics(reader: Reader, path: Path, topics: list[str]) -> None:
     have = topic_types(reader)
     missing = [t for t in topics if t not in have]

@@ -9,12 +9,12 @@ under load then see every frame, so an evaluation through live nodes is complete
 from __future__ import annotations
 
 import importlib
-import struct
 import time
 from pathlib import Path
 
 import numpy as np
 
+from lix_ros.bag.hard_frames import cdr_header_stamp
 from lix_ros.bag.io import CAMERA, BagError, open_reader, topic_types
 from lix_ros.dds import configure_dds_env
 
@@ -30,13 +30,6 @@ def message_class(msgtype: str):
 IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
 
 
-def _header_stamp_ns(raw: bytes) -> int:
-    """Header stamp of a CDR-serialised message that starts with std_msgs/Header (Image, CompressedImage)."""
-    little = raw[1] == 1  # encapsulation id: CDR_LE = 0x0001, CDR_BE = 0x0000
-    sec, nanosec = struct.unpack("<iI" if little else ">iI", raw[4:12])
-    return sec * 1_000_000_000 + nanosec
-
-
 class _StampWaiter:
     """Subscribes to the sync topics (stamped messages) and waits for a given header stamp on all of them."""
 
@@ -46,12 +39,12 @@ class _StampWaiter:
         from sensor_msgs.msg import Image
 
         self.node, self.topics = node, list(topics)
-        self.seen: dict[str, set[int]] = {t: set() for t in topics}
+        self.seen: dict[str, set[tuple[int, int]]] = {t: set() for t in topics}
         self.executor = rclpy.executors.SingleThreadedExecutor(context=context)
         self.executor.add_node(node)
         qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=20, reliability=ReliabilityPolicy.RELIABLE)
         for topic in topics:
-            node.create_subscription(Image, topic, lambda raw, t=topic: self.seen[t].add(_header_stamp_ns(raw)), qos,
+            node.create_subscription(Image, topic, lambda raw, t=topic: self.seen[t].add(cdr_header_stamp(raw)), qos,
                                      raw=True)
         self.frames = self.answered = self.timeouts = 0
         self.waited = 0.0
@@ -60,7 +53,7 @@ class _StampWaiter:
         self.executor.spin_once(timeout_sec=0.0)
         return all(self.node.count_publishers(t) > 0 for t in self.topics)
 
-    def wait(self, stamp: int, timeout: float) -> None:
+    def wait(self, stamp: tuple[int, int], timeout: float) -> None:
         """Return once every sync topic carried `stamp` (or after `timeout` s)."""
         start = time.perf_counter()
         self.frames += 1
@@ -114,6 +107,7 @@ def play_bag(path: str | Path, rate: float = 1.0, loop: bool = False, start_s: f
     chosen = [t for t in chosen if classes[t] is not None]
     for topic in min_subscribers or {}:
         if topic not in chosen:
+            reader.close()
             raise BagError(f"--min-subscribers names {topic}, which is not played; played: {', '.join(chosen)}")
     if sync_topics:
         images = [t for t in chosen if available[t] in IMAGE_TYPES]
@@ -149,7 +143,7 @@ def play_bag(path: str | Path, rate: float = 1.0, loop: bool = False, start_s: f
     connections = [c for c in reader.connections if c.topic in chosen]
     first = reader.start_time + int(start_s * 1e9)
     errors, published, loops = [], 0, 0
-    pending: int | None = None  # header stamp of the last camera frame, until the sync topics answer it
+    pending: tuple[int, int] | None = None  # header stamp of the last camera frame, until the sync topics answer it
     try:
         while True:
             wall_start = time.perf_counter()
@@ -173,7 +167,7 @@ def play_bag(path: str | Path, rate: float = 1.0, loop: bool = False, start_s: f
                 errors.append((time.perf_counter() - target) * 1000)
                 published += 1
                 if sync is not None and connection.topic == sync_on:
-                    pending = _header_stamp_ns(raw)
+                    pending = cdr_header_stamp(raw)
             if pending is not None:
                 sync.wait(pending, sync_timeout)
                 pending = None
