@@ -17,8 +17,8 @@ from pathlib import Path
 from lix_ros.cli.common import CliError, friendly_errors
 from lix_ros.dds import configure_dds_env
 
-RECORDED = ["/lix/semantic", "/lix/teacher/semantic", "/lix/ab/agreement", "/camera/image_raw", "/lix/gt/semantic",
-            "/diagnostics"]
+NODE_OUTPUTS = ["/lix/semantic", "/lix/teacher/semantic", "/lix/ab/agreement", "/diagnostics"]
+RECORDED = [*NODE_OUTPUTS, "/camera/image_raw", "/lix/gt/semantic"]
 PLAYED = ["/camera/image_raw", "/camera/camera_info", "/camera/depth", "/lix/gt/semantic"]
 # who listens to what the player publishes: student + teacher + recorder on the camera, the teacher on
 # depth and camera_info, the recorder on the ground truth
@@ -90,13 +90,18 @@ def main(argv: list[str] | None = None) -> int:
                                    env=env)
     recorder = None
     stop_file = args.out / ".stop_recording"
+    ready_file = args.out / ".recording"
     try:
         _bringup_ready(bringup_log, 120, bringup)
         recorded_bag = args.out / "recorded"
         recorder = subprocess.Popen([sys.executable, "-m", "lix_ros.bag.cli", "record", "--out", str(recorded_bag),
-                                     "--topics", *RECORDED, "--stop-file", str(stop_file)],
+                                     "--topics", *RECORDED, "--stop-file", str(stop_file), "--ready-file",
+                                     str(ready_file), "--ready-topics", *NODE_OUTPUTS],
                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-        time.sleep(2.0)  # the recorder discovers the node outputs
+        # A node output sent before the recorder matched it would be lost; the player's own topics are
+        # covered by its subscriber wait (the recorder counts among the camera's subscribers).
+        if not _wait_for_file(ready_file, 60):
+            raise CliError(f"lix-bag record did not subscribe to {', '.join(NODE_OUTPUTS)} within 60 s")
         print(f"[3/5] replaying the drive ({args.pace}); recording node outputs", flush=True)
         sync = ["/lix/semantic", "/lix/teacher/semantic"] if args.pace == "lockstep" else None
         played = play_bag(drive_bag, topics=PLAYED, wait_for_subscribers=30, min_subscribers=SUBSCRIBERS,

@@ -61,6 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     record.add_argument("--topics", nargs="+", required=True)
     record.add_argument("--duration", type=float, help="seconds (default: until Ctrl-C)")
     record.add_argument("--stop-file", type=Path, help="stop when this file appears")
+    record.add_argument("--ready-file", type=Path, help="create this file once the --ready-topics are subscribed")
+    record.add_argument("--ready-topics", nargs="+", help="topics --ready-file waits for (default: all)")
     record.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap")
 
     ev = sub.add_parser("eval", help="evaluate student/teacher on a bag offline; JSON + Markdown + HTML report")
@@ -100,7 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "record":
         from lix_ros.bag.record import record_topics
 
-        record_topics(args.out, args.topics, args.duration, args.storage, stop_file=args.stop_file)
+        record_topics(args.out, args.topics, args.duration, args.storage, stop_file=args.stop_file,
+                      ready_file=args.ready_file, ready_topics=args.ready_topics)
     else:
         from lix_ros.bag.evaluate import EvalOptions, evaluate_bag, write_report
         from lix_ros.bag.frames import TopicMap

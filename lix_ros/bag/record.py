@@ -12,8 +12,16 @@ from lix_ros.dds import configure_dds_env
 
 
 def record_topics(path: str | Path, topics: list[str], duration: float | None = None, storage: str = "mcap",
-                  discovery_timeout: float = 10.0, stop_file: str | Path | None = None, quiet: bool = False) -> dict:
-    """Record until `duration` s, SIGINT/SIGTERM, or until `stop_file` exists; returns message counts."""
+                  discovery_timeout: float = 10.0, stop_file: str | Path | None = None, quiet: bool = False,
+                  ready_file: str | Path | None = None, ready_topics: list[str] | None = None) -> dict:
+    """Record until `duration` s, SIGINT/SIGTERM, or until `stop_file` exists; returns message counts.
+
+    `ready_file` is created once every topic of `ready_topics` (default: all) is subscribed, so a caller can
+    start the publishers without losing first messages (volatile topics deliver nothing sent before the match).
+    """
+    waiting_for = set(topics if ready_topics is None else ready_topics)
+    if not waiting_for <= set(topics):
+        raise BagError(f"ready topics {sorted(waiting_for - set(topics))} are not among the recorded topics")
     if not topics:
         raise BagError("no topics to record")
     configure_dds_env()
@@ -64,6 +72,8 @@ def record_topics(path: str | Path, topics: list[str], duration: float | None = 
                 for topic in topics:
                     if topic not in types and topic in graph:
                         subscribe(topic, graph[topic][0])
+                if ready_file is not None and waiting_for <= types.keys():
+                    Path(ready_file).touch()
                 if not warned and len(types) < len(topics) and now - start > discovery_timeout and not quiet:
                     warned = True
                     print(f"lix-bag record: not published yet: {sorted(set(topics) - set(types))}")
