@@ -9,18 +9,27 @@ import numpy as np
 from lix_ros.data.classes import IGNORE_ID
 
 
-def confusion_matrix(target: np.ndarray, prediction: np.ndarray, num_classes: int) -> np.ndarray:
-    """num_classes x num_classes counts, rows = ground truth, columns = prediction; 255 in target ignored.
+def empty_confusion(num_classes: int) -> np.ndarray:
+    """An all-zero confusion matrix of the shape `confusion_matrix` returns."""
+    return np.zeros((num_classes, num_classes + 1), np.int64)
 
-    Predictions outside [0, num_classes) on valid pixels count in no column (they lower recall).
+
+def confusion_matrix(target: np.ndarray, prediction: np.ndarray, num_classes: int) -> np.ndarray:
+    """num_classes x (num_classes + 1) counts: rows = ground truth, columns = prediction.
+
+    Ground truth 255 (or any id >= num_classes) is ignored. A valid ground-truth pixel whose prediction is
+    outside [0, num_classes) (e.g. 255 in a recorded mask) is counted in the last column: a false negative
+    of its class that is no class's false positive, as the Cityscapes evaluation counts it.
     """
     target = np.asarray(target).ravel()
     prediction = np.asarray(prediction).ravel()
     if target.shape != prediction.shape:
         raise ValueError(f"target and prediction differ in size: {target.size} vs {prediction.size}")
-    valid = (target != IGNORE_ID) & (target < num_classes) & (prediction < num_classes)
-    index = target[valid].astype(np.int64) * num_classes + prediction[valid].astype(np.int64)
-    return np.bincount(index, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
+    valid = (target != IGNORE_ID) & (target < num_classes)
+    predicted = prediction[valid].astype(np.int64)
+    predicted = np.where((predicted >= 0) & (predicted < num_classes), predicted, num_classes)
+    index = target[valid].astype(np.int64) * (num_classes + 1) + predicted
+    return np.bincount(index, minlength=num_classes * (num_classes + 1)).reshape(num_classes, num_classes + 1)
 
 
 @dataclass
@@ -40,9 +49,11 @@ class SegmentationScores:
 
 
 def scores_from_confusion(confusion: np.ndarray) -> SegmentationScores:
+    """Scores from a K x (K + 1) matrix (last column: no valid prediction) or a square K x K one."""
     confusion = np.asarray(confusion, np.float64)
-    true_positive = np.diag(confusion)
-    union = confusion.sum(0) + confusion.sum(1) - true_positive
+    k = confusion.shape[0]
+    true_positive = np.diag(confusion[:, :k])
+    union = confusion[:, :k].sum(0) + confusion.sum(1) - true_positive
     with np.errstate(invalid="ignore", divide="ignore"):
         iou = np.where(union > 0, true_positive / union, np.nan)
     total = confusion.sum()

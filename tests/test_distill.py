@@ -216,3 +216,141 @@ def test_decoupled_terms_stay_finite_for_confident_pixels():
     # The identity still holds there (in float64, away from rounding).
     tckd64, nckd64, p64, _ = decoupled_terms(student.double(), teacher.double(), target, 1.0)
     torch.testing.assert_close(tckd64 + (1 - p64) * nckd64, kd_per_pixel(student.double(), teacher.double(), 1.0))
+
+
+# ------------------------------------------------------------------ tests that fail on the wrong variant
+def test_dwc_gives_no_tckd_weight_where_the_teacher_is_wrong():
+    """Pixel 0: teacher wrong, student right. Pixel 1: teacher right, student wrong. TCKD must lean on 1.
+
+    A symmetric weight 1 + |b_t - b_s| gives both pixels the same (large) gap and so the same weight, and
+    weighting by the gap alone would favour pixel 0 as much: only the teacher-right rule separates them.
+    """
+    target = torch.tensor([0, 0, 0])
+    teacher = torch.full((3, K), -4.0)
+    student = torch.full((3, K), -4.0)
+    teacher[0, 1], student[0, 0] = 4.0, 4.0  # teacher says class 1 (wrong), student class 0 (right)
+    teacher[1, 0], student[1, 1] = 4.0, 4.0  # teacher right, student wrong
+    teacher[2, 0], student[2, 0] = 4.0, 4.0  # both right, equally sure
+    alpha_i, _ = dwc_weights(student, teacher, target, 1.0, alpha=1.0, beta=1.0, gamma=1.0)
+    assert float(alpha_i[0]) == 0.0
+    assert float(alpha_i[1]) > float(alpha_i[2]) > 0
+    assert float(alpha_i.mean()) == pytest.approx(1.0)
+    # A teacher wrong everywhere gets no TCKD weight at all (not a division by zero).
+    alpha_wrong, _ = dwc_weights(student[:1], teacher[:1], target[:1], 1.0, 1.0, 1.0, 1.0)
+    assert float(alpha_wrong.sum()) == 0.0
+
+
+def test_lix_feature_ignores_pixels_at_the_default_setting():
+    """Default stages (2, 3), 256 samples, 128 x 256 crop: the stride-16/32 maps have <= 256 positions,
+    so sampling must still skip ignored positions (it used to take every position)."""
+    h, w = 128, 256
+    student_logits, teacher_logits = torch.randn(2, K, h, w), torch.randn(2, K, h, w)
+    label = torch.randint(0, K, (2, h, w))
+    label[:, :, :96] = 255  # whole columns: ignored at every stride
+    method = build_distiller({"methods": [{"name": "lix_feature"}]}, _Net(), _Net())
+    student, teacher = outputs(student_logits, seed=2), outputs(teacher_logits, seed=3)
+    student["embedding"] = student["embedding"][..., ::4, ::4]  # stride 4, as the models' decoder
+    teacher["embedding"] = teacher["embedding"][..., ::4, ::4]
+    for out in (student, teacher):
+        out["features"] = [F.interpolate(f, size=(h // s, w // s)) for f, s in zip(out["features"], (4, 8, 16, 32))]
+    base = {k: float(v.detach()) for k, v in method(student, teacher, label).items()}
+    again = {k: float(v.detach()) for k, v in method(_garbage_at_ignored(student, label, 100.0),
+                                                     _garbage_at_ignored(teacher, label, -50.0), label).items()}
+    for key in base:
+        assert again[key] == pytest.approx(base[key], rel=1e-5, abs=1e-7), key
+
+
+def test_sample_pixels_takes_only_valid_positions_and_equal_counts():
+    from training.distill.base import sample_pixels
+
+    feature = torch.arange(2 * 1 * 4 * 4, dtype=torch.float32).view(2, 1, 4, 4)
+    mask = torch.zeros(2, 1, 4, 4)
+    mask[0, 0, :2] = 1  # 8 valid positions
+    mask[1, 0, 0, :3] = 1  # 5 valid ... 3 here, below: 3 < MIN_SAMPLED_PIXELS, left out
+    mask[1, 0, 3, 0] = 1
+    mask[1, 0, 3, 1] = 1  # image 1: 5 valid positions
+    (picked,) = sample_pixels([feature], 256, torch.Generator().manual_seed(0), mask)
+    assert picked.shape == (2, 5, 1)  # P = fewest valid positions of a kept image
+    valid_values = [set(feature[i, 0][mask[i, 0] > 0].tolist()) for i in range(2)]
+    for i in range(2):
+        assert set(picked[i, :, 0].tolist()) <= valid_values[i] and len(set(picked[i, :, 0].tolist())) == 5
+    assert sample_pixels([feature], 8, None, torch.zeros(2, 1, 4, 4)) is None
+
+
+def test_pfs_weights_pixels_by_the_knowledge_gap():
+    """Reference value on two pixels: the one where student and teacher differ more weighs more."""
+    teacher = torch.tensor([[4.0, 0, 0, 0, 0, 0], [4.0, 0, 0, 0, 0, 0]]).view(1, 2, K).permute(0, 2, 1)[..., None]
+    student = torch.tensor([[0.0, 4, 0, 0, 0, 0], [3.0, 0, 0, 0, 0, 0]]).view(1, 2, K).permute(0, 2, 1)[..., None]
+    teacher, student = teacher.transpose(2, 3), student.transpose(2, 3)  # 1 x K x 1 x 2
+    label = torch.zeros(1, 1, 2, dtype=torch.long)
+    method = REGISTRY["pfs"](info(), info(), pool=(1, 2), similarity_weight=0.0, temperature=2.0)
+    emb = torch.randn(1, 16, 1, 2)
+    got = float(method.losses({"logits": student, "embedding": emb}, {"logits": teacher, "embedding": emb},
+                              label, 0, 1)["pixel"])
+    s_rows, t_rows = student[0, :, 0].T.double(), teacher[0, :, 0].T.double()
+    gap = 0.5 * (t_rows.softmax(1) - s_rows.softmax(1)).abs().sum(1)
+    kl = kd_per_pixel(s_rows, t_rows, 2.0)
+    expected = float((gap / gap.mean() * kl).mean())
+    inverted = float((gap.mean() / gap * kl).mean())
+    assert got == pytest.approx(expected, rel=1e-5)
+    assert abs(expected - inverted) > 0.1 * expected  # the test can tell the two apart
+
+
+def test_linear_cka_is_centered_and_matches_a_reference():
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(40, 6, generator=g, dtype=torch.float64)
+    y = x @ torch.randn(6, 4, generator=g, dtype=torch.float64) + 0.5 * torch.randn(40, 4, generator=g,
+                                                                                    dtype=torch.float64)
+    # Reference: HSIC with linear Gram matrices and the centering matrix H, written out (Kornblith et al.).
+    n = 40
+    h = torch.eye(n, dtype=torch.float64) - 1.0 / n
+    k, l_ = x @ x.T, y @ y.T
+
+    def hsic_ref(a, b):
+        return torch.trace(a @ h @ b @ h)
+
+    reference = hsic_ref(k, l_) / torch.sqrt(hsic_ref(k, k) * hsic_ref(l_, l_))
+    assert float(cka(x[None], y[None])[0]) == pytest.approx(float(reference), rel=1e-10)
+    # Centered: a constant offset per feature changes nothing (uncentered CKA would drop here).
+    offset = y + torch.tensor([50.0, -20.0, 30.0, 10.0], dtype=torch.float64)
+    assert float(cka(x[None], offset[None])[0]) == pytest.approx(float(reference), rel=1e-10)
+    # Relative eps: the same value for features at 1e-4 scale.
+    assert float(cka(1e-4 * x[None], 1e-4 * y[None])[0]) == pytest.approx(float(reference), rel=1e-8)
+    assert float(cka(x[None].float() * 1e-4, y[None].float() * 1e-4)[0]) == pytest.approx(float(reference), rel=1e-3)
+
+
+def test_median_bandwidth_rule():
+    from training.distill.kernels import laplace_weights, median_bandwidth
+
+    d = torch.tensor([[0.0, 1, 2], [1, 0, 3], [2, 3, 0]])
+    assert float(median_bandwidth(d)) == 2.0  # off-diagonal values 1,1,2,2,3,3 (lower median); not 1 with zeros
+    assert float(median_bandwidth(d, factor=0.5)) == 1.0
+    rect = torch.tensor([[1.0, 4.0], [2.0, 8.0], [3.0, 9.0]])  # queries != keys: every entry counts
+    assert float(median_bandwidth(rect)) == 3.0
+    # lix_feature's weights are a softmax of -L1 distance / (factor x median), per image.
+    q = torch.tensor([[[0.0, 0.0], [1.0, 0.0], [0.0, 2.0]]])
+    expected = torch.softmax(-torch.cdist(q, q, p=1) / (0.5 * 2.0), dim=-1)  # median off-diagonal L1 = 2
+    torch.testing.assert_close(laplace_weights(q, q, factor=0.5), expected)
+    assert laplace_weights(q, q[:, :2], factor=1.0).shape == (1, 3, 2)
+
+
+def test_logit_distillation_runs_at_stride_four_with_nearest_labels():
+    from training.distill.base import logit_maps
+
+    coarse_s, coarse_t = torch.randn(1, K, 4, 8), torch.randn(1, K, 4, 8)
+    label = torch.randint(0, K, (1, 16, 32))
+    label[:, :, :8] = 255
+    student = {"logits": F.interpolate(coarse_s, size=(16, 32)), "logits_coarse": coarse_s}
+    teacher = {"logits": F.interpolate(coarse_t, size=(16, 32)), "logits_coarse": coarse_t}
+    s, t, small = logit_maps(student, teacher, label)
+    assert s is coarse_s and t is coarse_t and small.shape == (1, 4, 8)
+    assert (small[:, :, :2] == 255).all() and (small[:, :, 2:] != 255).all()
+    kd = REGISTRY["kd"](info(), info(), temperature=1.0)
+    rows = valid_rows_for_test(coarse_s, small), valid_rows_for_test(coarse_t, small)
+    assert float(kd.losses(student, teacher, label, 0, 1)["kd"]) == pytest.approx(
+        float(kd_per_pixel(rows[0], rows[1], 1.0).mean()), rel=1e-6)
+
+
+def valid_rows_for_test(logits, label):
+    rows = logits.permute(0, 2, 3, 1).reshape(-1, logits.shape[1])
+    return rows[label.reshape(-1) != 255]

@@ -103,9 +103,26 @@ def test_metrics_known_answer():
     target = np.array([[0, 0, 1, 1, 255]])
     prediction = np.array([[0, 1, 1, 1, 0]])
     confusion = confusion_matrix(target, prediction, 3)
-    assert confusion.tolist() == [[1, 1, 0], [0, 2, 0], [0, 0, 0]]
+    assert confusion.tolist() == [[1, 1, 0, 0], [0, 2, 0, 0], [0, 0, 0, 0]]
     scores = scores_from_confusion(confusion)
     assert scores.iou[0] == pytest.approx(0.5) and scores.iou[1] == pytest.approx(2 / 3)
     assert np.isnan(scores.iou[2])  # absent and never predicted: not counted in the mean
     assert scores.miou == pytest.approx((0.5 + 2 / 3) / 2)
     assert scores.pixel_accuracy == pytest.approx(3 / 4)
+
+
+def test_out_of_range_predictions_are_false_negatives():
+    """A valid pixel predicted 255 (or any id >= K) is a miss of its class, as Cityscapes counts it."""
+    target = np.array([0, 0, 1, 1, 255])
+    prediction = np.array([0, 255, 1, 7, 255])
+    confusion = confusion_matrix(target, prediction, 3)
+    assert confusion.sum() == 4  # every valid ground-truth pixel is counted
+    assert confusion[:, 3].tolist() == [1, 1, 0]
+    scores = scores_from_confusion(confusion)
+    assert scores.iou[0] == pytest.approx(0.5) and scores.iou[1] == pytest.approx(0.5)
+    assert scores.pixel_accuracy == pytest.approx(2 / 4)
+    # Dropping those pixels (the old behaviour) would score 1.0 on both classes.
+    rng = np.random.default_rng(0)
+    gt = rng.integers(0, 3, 10_000)
+    pred = np.where(rng.random(10_000) < 0.05, 255, gt)
+    assert scores_from_confusion(confusion_matrix(gt, pred, 3)).miou == pytest.approx(0.95, abs=0.01)

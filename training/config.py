@@ -17,7 +17,8 @@ DEFAULTS: dict = {
         "cache_dir": "data/cache",  # where synthetic frames are rendered once (Cityscapes layout)
         "train_count": 600,
         "val_count": 60,
-        "test_count": 200,
+        "test_count": 200,  # the shifted family (other weather and layout)
+        "test_in_count": 200,  # unseen scenes of the training family
         "render_size": [160, 320],  # height, width of synthetic frames
         "crop_size": [128, 256],
         "scale_range": [0.75, 1.25],

@@ -38,9 +38,10 @@ def plot_confusion(confusion: np.ndarray, names: list[str], path: Path, title: s
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    present = (confusion.sum(0) + confusion.sum(1)) > 0
-    matrix = confusion[np.ix_(present, present)].astype(np.float64)
-    matrix = matrix / np.maximum(matrix.sum(1, keepdims=True), 1)
+    square = confusion[:, :confusion.shape[0]]  # the last column (no valid prediction) counts in row totals
+    present = (square.sum(0) + confusion.sum(1)) > 0
+    matrix = square[np.ix_(present, present)].astype(np.float64)
+    matrix = matrix / np.maximum(confusion.sum(1)[present, None], 1)
     labels = [n for n, p in zip(names, present) if p]
     fig, ax = plt.subplots(figsize=(1 + 0.45 * len(labels), 1 + 0.45 * len(labels)))
     ax.imshow(matrix, cmap="Blues", vmin=0, vmax=1)

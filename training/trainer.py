@@ -18,7 +18,7 @@ from torch import nn
 from lix_ros.checkpoint import atomic_save, load_model, make_checkpoint
 from lix_ros.data.augment import Augment
 from lix_ros.data.classes import CLASS_NAMES, IGNORE_ID
-from lix_ros.metrics import confusion_matrix, scores_from_confusion
+from lix_ros.metrics import confusion_matrix, empty_confusion, scores_from_confusion
 from lix_ros.models.registry import ModelConfig, build_model
 from training.data import StepBatcher, load_samples, to_tensors
 
@@ -57,7 +57,7 @@ def evaluate(model: nn.Module, samples, modality: str | None, device: torch.devi
              batch_size: int = 8) -> np.ndarray:
     """Confusion matrix of a model over samples at their native size."""
     model.eval()
-    confusion = np.zeros((num_classes, num_classes), np.int64)
+    confusion = empty_confusion(num_classes)
     for start in range(0, len(samples), batch_size):
         chunk = [to_tensors(s, modality) for s in samples[start:start + batch_size]]
         rgb = torch.stack([c["rgb"] for c in chunk]).to(device)

@@ -30,7 +30,7 @@ from lix_ros.checkpoint import read_checkpoint
 from lix_ros.data.classes import CLASS_NAMES, NUM_CLASSES, colorize
 from lix_ros.geometry import project_points_to_depth
 from lix_ros.image_codec import ImageError
-from lix_ros.metrics import confusion_matrix, scores_from_confusion
+from lix_ros.metrics import confusion_matrix, empty_confusion, scores_from_confusion
 from lix_ros.pointcloud import PointCloudError, read_xyz
 
 
@@ -102,7 +102,7 @@ def evaluate_bag(path: str | Path, options: EvalOptions, topics: TopicMap | None
     if teacher is not None and teacher_modality == "lidar" and extrinsic is None:
         extrinsic = tf_static_extrinsic(path)
 
-    confusions = {k: np.zeros((NUM_CLASSES, NUM_CLASSES), np.int64) for k in ("student", "teacher", "agreement")}
+    confusions = {k: empty_confusion(NUM_CLASSES) for k in ("student", "teacher", "agreement")}
     latency = {"student": [], "teacher": []}
     per_frame, samples, skipped = [], [], []
     total = frames.total if options.max_frames is None else min(frames.total, options.max_frames)

@@ -71,10 +71,10 @@ def _confusion_png(matrix: list[list[int]], title: str) -> str:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    m = np.array(matrix, np.float64)
-    present = (m.sum(0) + m.sum(1)) > 0
-    m = m[np.ix_(present, present)]
-    m = m / np.maximum(m.sum(1, keepdims=True), 1)
+    full = np.array(matrix, np.float64)
+    m = full[:, :full.shape[0]]  # the last column (no valid prediction) still counts in each row's total
+    present = (m.sum(0) + full.sum(1)) > 0
+    m = m[np.ix_(present, present)] / np.maximum(full.sum(1)[present, None], 1)
     names = [n for n, p in zip(CLASS_NAMES, present) if p]
     fig, ax = plt.subplots(figsize=(0.5 * len(names) + 2, 0.5 * len(names) + 1.5))
     ax.imshow(m, cmap="Blues", vmin=0, vmax=1)

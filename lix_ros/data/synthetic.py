@@ -103,12 +103,26 @@ def family_of(seed: int) -> FamilyConfig:
     raise ValueError(f"seed {seed} is outside every family's range (0 <= seed < 3,000,000)")
 
 
+# Evaluation splits that draw from another split's family: "test_in" is unseen scenes of the training
+# family (seeds from the second half of its range, which training never reaches), "test" is the shifted
+# family (other weather and layout).
+SPLIT_FAMILY: dict[str, tuple[str, int]] = {"train": ("train", 0), "val": ("val", 0), "test": ("test", 0),
+                                            "test_in": ("train", 500_000)}
+
+
 def split_seeds(split: str, count: int, offset: int = 0) -> list[int]:
-    """`count` seeds of a split's family, starting `offset` into its range."""
-    family = FAMILIES[split]
-    if offset + count > family.seed_stop - family.seed_start:
-        raise ValueError(f"split {split!r} has only {family.seed_stop - family.seed_start} seeds")
-    return list(range(family.seed_start + offset, family.seed_start + offset + count))
+    """`count` seeds of a split, starting `offset` into its range."""
+    if split not in SPLIT_FAMILY:
+        raise ValueError(f"unknown split {split!r}; expected one of {sorted(SPLIT_FAMILY)}")
+    family_name, start = SPLIT_FAMILY[split]
+    family = FAMILIES[family_name]
+    size = family.seed_stop - family.seed_start - start
+    if split == "train":
+        size = SPLIT_FAMILY["test_in"][1]  # training scenes never overlap test_in
+    if offset + count > size:
+        raise ValueError(f"split {split!r} has only {size} seeds")
+    first = family.seed_start + start + offset
+    return list(range(first, first + count))
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,8 @@
 
 Every model returns a dict:
   logits    N x classes x H x W at the input resolution
+  logits_coarse  the same before upsampling (stride 4): where logit distillation is computed (16x cheaper,
+            and the upsampled map adds no information: it is a bilinear function of this one)
   features  list of per-stage features (strides 4, 8, 16, 32) for feature distillation
   embedding the decoder output at stride 4 (the "last-stage" map used by PFS and MKAT)
 """
@@ -21,9 +23,10 @@ class SegmentationHead(nn.Module):
         self.dropout = nn.Dropout2d(dropout)
         self.classifier = nn.Conv2d(channels, num_classes, 1)
 
-    def forward(self, embedding: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-        logits = self.classifier(self.dropout(embedding))
-        return F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
+    def forward(self, embedding: torch.Tensor, size: tuple[int, int]) -> dict[str, torch.Tensor]:
+        coarse = self.classifier(self.dropout(embedding))
+        return {"logits": F.interpolate(coarse, size=size, mode="bilinear", align_corners=False),
+                "logits_coarse": coarse}
 
 
 class StudentNet(nn.Module):
@@ -41,7 +44,7 @@ class StudentNet(nn.Module):
     def forward(self, rgb: torch.Tensor, x: torch.Tensor | None = None) -> dict:
         features = self.encoder(rgb)
         embedding = self.decoder(features)
-        return {"logits": self.head(embedding, rgb.shape[-2:]), "features": features, "embedding": embedding}
+        return {**self.head(embedding, rgb.shape[-2:]), "features": features, "embedding": embedding}
 
 
 class GatedFusion(nn.Module):
@@ -81,7 +84,7 @@ class IntermediateFusionTeacher(nn.Module):
             r = fusion(rgb_stage(r), g)
             fused.append(r)
         embedding = self.decoder(fused)
-        return {"logits": self.head(embedding, rgb.shape[-2:]), "features": fused, "embedding": embedding}
+        return {**self.head(embedding, rgb.shape[-2:]), "features": fused, "embedding": embedding}
 
 
 class LateFusionTeacher(nn.Module):
@@ -105,4 +108,4 @@ class LateFusionTeacher(nn.Module):
         embedding = self.fuse(torch.cat([self.rgb_decoder(rgb_features), self.x_decoder(x_features)], 1))
         # Stage features for distillation: the two streams summed (same shapes as the student's).
         features = [a + b for a, b in zip(rgb_features, x_features)]
-        return {"logits": self.head(embedding, rgb.shape[-2:]), "features": features, "embedding": embedding}
+        return {**self.head(embedding, rgb.shape[-2:]), "features": features, "embedding": embedding}

@@ -22,7 +22,7 @@ from std_msgs.msg import Float32MultiArray, MultiArrayDimension
 
 from lix_ros.bag.hard_frames import HardFrameRecorder
 from lix_ros.data.classes import IGNORE_ID, NUM_CLASSES
-from lix_ros.metrics import confusion_matrix, scores_from_confusion
+from lix_ros.metrics import confusion_matrix, empty_confusion, scores_from_confusion
 from lix_ros.nodes.common import OUTPUT_QOS, diagnostic_array, input_qos
 from lix_ros.nodes.params import COMPARE, declare
 from lix_ros.pairing import ExactTimePairer
@@ -55,7 +55,7 @@ class CompareNode(Node):
         self.create_subscription(Image, "lix/teacher/semantic", lambda m: self._add(1, m), OUTPUT_QOS)
         self.agreement_pub = self.create_publisher(Float32MultiArray, "lix/ab/agreement", OUTPUT_QOS)
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self.total_confusion = np.zeros((NUM_CLASSES, NUM_CLASSES), np.int64)
+        self.total_confusion = empty_confusion(NUM_CLASSES)
         self.agree_pixels = 0
         self.valid_pixels = 0
         self.frames = 0

@@ -70,6 +70,26 @@ def valid_rows(logits: torch.Tensor, label: torch.Tensor) -> tuple[torch.Tensor,
     return rows[keep], flat[keep]
 
 
+def resize_label(label: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Nearest-neighbour resize of an N x H x W label map (ignore ids stay ignore ids)."""
+    if tuple(label.shape[-2:]) == tuple(size):
+        return label
+    return F.interpolate(label[:, None].float(), size=size, mode="nearest")[:, 0].long()
+
+
+def logit_maps(student: dict, teacher: dict, label: torch.Tensor
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Student and teacher logits where logit distillation is computed, and the labels at that size.
+
+    The models' stride-4 logits (`logits_coarse`) when both have them at the same size: the full-size
+    logits are their bilinear upsampling, so matching them adds no information and costs 16x more.
+    """
+    s, t = student.get("logits_coarse"), teacher.get("logits_coarse")
+    if s is None or t is None or s.shape[-2:] != t.shape[-2:]:
+        return student["logits"], teacher["logits"], label
+    return s, t, resize_label(label, tuple(s.shape[-2:]))
+
+
 def valid_mask(label: torch.Tensor, size: tuple[int, int] | None = None) -> torch.Tensor:
     """N x 1 x h x w float mask of non-ignored pixels, nearest-resized to `size`."""
     mask = (label != IGNORE_ID).float().unsqueeze(1)
@@ -97,26 +117,36 @@ def adapter(cin: int, cout: int) -> nn.Module:
     return conv
 
 
-def sample_pixels(features: list[torch.Tensor], count: int, generator: torch.Generator | None = None,
-                  mask: torch.Tensor | None = None) -> list[torch.Tensor]:
-    """Sample the same `count` pixel positions per image from equally sized N x C x H x W maps.
+MIN_SAMPLED_PIXELS = 4  # fewer valid positions than this: the image is left out (no kernel/CKA estimate)
 
-    Returns per map a tensor N x count x C. Keeps memory of kernel matrices bounded (count^2 per image).
-    Positions are drawn among `mask` > 0 when a mask (N x 1 x H x W) is given.
+
+def sample_pixels(features: list[torch.Tensor], count: int, generator: torch.Generator | None = None,
+                  mask: torch.Tensor | None = None) -> list[torch.Tensor] | None:
+    """Sample the same pixel positions from equally sized N x C x H x W maps, only where `mask` > 0.
+
+    Returns per map a tensor N' x P x C with P = min(count, fewest valid positions of a kept image):
+    every image contributes the same number of positions, all of them valid (an ignored pixel is never
+    sampled, also when the map has fewer positions than `count`). Images with fewer than
+    MIN_SAMPLED_PIXELS valid positions are left out; None when none is left. Memory O(P^2) per image.
+    Positions are drawn on the CPU generator and moved to the maps' device.
     """
     n, _, h, w = features[0].shape
-    if h * w <= count:
-        return [f.flatten(2).transpose(1, 2) for f in features]
-    picks = []
-    for i in range(n):
-        if mask is not None and mask[i].sum() >= count:
-            weights = mask[i].reshape(-1)
-            picks.append(torch.multinomial(weights, count, replacement=False, generator=generator))
-        else:
-            picks.append(torch.randperm(h * w, generator=generator, device=features[0].device)[:count])
-    index = torch.stack(picks).to(features[0].device)  # N x count
+    device = features[0].device
+    if mask is None:
+        valid = torch.ones(n, h * w, dtype=torch.bool)
+    else:
+        valid = (mask.reshape(n, -1) > 0).cpu()
+    per_image = valid.sum(1)
+    kept = (per_image >= MIN_SAMPLED_PIXELS).nonzero()[:, 0]
+    if len(kept) == 0:
+        return None
+    take = min(int(count), int(per_image[kept].min()))
+    # A uniform sample without replacement among the valid positions: the top `take` of random scores.
+    scores = torch.rand(len(kept), h * w, generator=generator).masked_fill(~valid[kept], -1.0)
+    index = scores.topk(take, dim=1).indices.to(device)  # N' x P
+    kept = kept.to(device)
     out = []
     for f in features:
-        flat = f.flatten(2)  # N x C x HW
+        flat = f[kept].flatten(2)  # N' x C x HW
         out.append(torch.gather(flat, 2, index.unsqueeze(1).expand(-1, flat.shape[1], -1)).transpose(1, 2))
     return out

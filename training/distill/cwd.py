@@ -12,7 +12,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from training.distill.base import Distiller, register
+from lix_ros.data.classes import IGNORE_ID
+from training.distill.base import Distiller, logit_maps, register
 
 
 @register
@@ -25,8 +26,9 @@ class CWD(Distiller):
 
     def losses(self, student, teacher, label, step, total_steps):
         t = self.temperature
-        s, te = student["logits"].flatten(2) / t, teacher["logits"].detach().flatten(2) / t  # N x K x HW
-        invalid = (label == 255).flatten(1).unsqueeze(1)  # N x 1 x HW
+        s_map, t_map, label = logit_maps(student, teacher, label)
+        s, te = s_map.flatten(2) / t, t_map.detach().flatten(2) / t  # N x K x HW
+        invalid = (label == IGNORE_ID).flatten(1).unsqueeze(1)  # N x 1 x HW
         s = s.masked_fill(invalid, float("-inf"))
         te = te.masked_fill(invalid, float("-inf"))
         has_valid = ~invalid.all(dim=2).squeeze(1)

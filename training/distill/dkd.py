@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from training.distill.base import Distiller, register, valid_rows
+from training.distill.base import Distiller, logit_maps, register, valid_rows
 
 _MASK = 1000.0  # logit offset that removes the target class from the non-target softmax (as mdistiller)
 
@@ -59,8 +59,9 @@ class DKD(Distiller):
         self.warmup_steps = int(warmup_steps)
 
     def losses(self, student, teacher, label, step, total_steps):
-        s_rows, target = valid_rows(student["logits"], label)
-        t_rows, _ = valid_rows(teacher["logits"], label)
+        s_map, t_map, at_size = logit_maps(student, teacher, label)
+        s_rows, target = valid_rows(s_map, at_size)
+        t_rows, _ = valid_rows(t_map, at_size)
         if len(s_rows) == 0:
             return {"tckd": student["logits"].sum() * 0}
         tckd, nckd, _, _ = decoupled_terms(s_rows, t_rows, target, self.temperature)

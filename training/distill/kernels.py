@@ -12,10 +12,14 @@ import torch
 
 
 def median_bandwidth(distances: torch.Tensor, factor: float = 1.0) -> torch.Tensor:
-    """Median heuristic over the off-diagonal entries of a (batched) pairwise distance matrix."""
-    n = distances.shape[-1]
-    off = ~torch.eye(n, dtype=torch.bool, device=distances.device)
-    values = distances[..., off].reshape(*distances.shape[:-2], -1)
+    """Median heuristic over a (batched) m x n distance matrix: of the off-diagonal entries when the
+    matrix is square (queries = keys, the zero self-distances would halve the median), else of all."""
+    m, n = distances.shape[-2:]
+    if m == n:
+        off = ~torch.eye(n, dtype=torch.bool, device=distances.device)
+        values = distances[..., off].reshape(*distances.shape[:-2], -1)
+    else:
+        values = distances.reshape(*distances.shape[:-2], -1)
     return values.median(dim=-1).values.clamp(min=1e-6) * factor
 
 
@@ -59,11 +63,17 @@ def rbf_gram(x: torch.Tensor, factor: float = 1.0) -> torch.Tensor:
     return torch.exp(-sq / (2 * sigma2))
 
 
+def _unit(x: torch.Tensor) -> torch.Tensor:
+    norm = x.pow(2).sum((-1, -2), keepdim=True).sqrt()
+    return x / torch.where(norm > 0, norm, torch.ones_like(norm))
+
+
 def cka(x: torch.Tensor, y: torch.Tensor, kernel: str = "linear", eps: float = 1e-12) -> torch.Tensor:
     """CKA between representations x (... x n x p) and y (... x n x q) of the same n samples."""
     if kernel == "linear":
-        xc = x - x.mean(-2, keepdim=True)
-        yc = y - y.mean(-2, keepdim=True)
+        # Unit Frobenius norm first: CKA is scale invariant, and eps is then relative to the features' scale.
+        xc = _unit(x - x.mean(-2, keepdim=True))
+        yc = _unit(y - y.mean(-2, keepdim=True))
         cross = (yc.transpose(-1, -2) @ xc).pow(2).sum((-1, -2))
         norm_x = (xc.transpose(-1, -2) @ xc).pow(2).sum((-1, -2)).sqrt()
         norm_y = (yc.transpose(-1, -2) @ yc).pow(2).sum((-1, -2)).sqrt()

@@ -4,7 +4,8 @@ LIX: "Implicitly Infusing Spatial Geometric Prior Knowledge into Visual Semantic
 Autonomous Driving" (abstract: feature recalibration by kernel regression, feature consistency by
 centered kernel alignment). The concrete formulation is this project's (docs/distillation.md).
 
-At each distilled stage k, on P pixels sampled per image (memory O(P^2)):
+At each distilled stage k, on P pixels sampled per image among the valid (non-ignored) ones
+(memory O(P^2)):
   a_i = A_k(s_i)                             student feature through a 1x1 adapter to the teacher's width
   w_ij = softmax_j( -||t_i - t_j||_1 / h )   Laplace kernel on the (geometry-aware) teacher features,
                                              h = median pairwise L1 distance * bandwidth_factor (per image)
@@ -61,12 +62,18 @@ class LIXFeature(Distiller):
             t = t.detach()
             a = adapt(s)
             mask = valid_mask(label, s.shape[-2:])
-            s_p, a_p, t_p = sample_pixels([s, a, t], self.samples, generator, mask)
+            sampled = sample_pixels([s, a, t], self.samples, generator, mask)
+            if sampled is None:  # no image has enough valid positions at this stride
+                continue
+            s_p, a_p, t_p = sampled
             t_unit = F.normalize(t_p, dim=-1)
             weights = laplace_weights(t_unit, t_unit, factor=self.bandwidth_factor)  # N x P x P, no grad
             recalibrated = weights @ a_p
             rec_terms.append((F.normalize(recalibrated, dim=-1) - t_unit).pow(2).sum(-1).mean())
             cka_terms.append(1 - cka(s_p, t_p, self.cka_kernel).mean())
+        if not cka_terms:
+            zero = student["logits"].sum() * 0
+            return {"recalibration": zero, "cka": zero}
         cka_loss = torch.stack(cka_terms)
         if self.adaptive:
             lam = cka_loss.detach().clamp(min=1e-6)

@@ -9,10 +9,17 @@ teacher's *un*certainty, and DKD replaces it by one constant beta for every pixe
 (g = its label, T the temperature, sg = stop-gradient):
 
     c_i     = sg( softmax(z_t,i)_g )                 teacher's reliability on the ground truth (T = 1)
-    d_i     = sg( | b_t,i - b_s,i | )                 target-confidence gap at T (b = p_g at T)
+    r_i     = [ argmax z_t,i = g ]                    the teacher is right on the label
+    d_i     = sg( max(0, b_t,i - b_s,i) )             how far the student's target confidence lags the
+                                                      teacher's, at T (b = p_g at T)
     beta_i  = beta  * c_i^gamma / mean_V(c^gamma)     NCKD weight
-    alpha_i = alpha * (1 + d_i) / mean_V(1 + d)       TCKD weight
+    alpha_i = alpha * r_i (1 + d_i) / mean_V(r (1 + d))   TCKD weight
     L = 1/|V| sum_i  alpha_i TCKD_i + beta_i NCKD_i    (TCKD, NCKD as in DKD, times T^2)
+
+TCKD pulls the student's target probability toward the teacher's. Where the teacher is wrong that pull
+is toward the wrong answer, so those pixels get no TCKD weight (their NCKD weight is ~c_i, small too);
+where the teacher is right, the weight grows with how far the student lags it. A symmetric |b_t - b_s|
+would give the largest TCKD weight to a wrong teacher over a right student.
 
 The weights average to DKD's alpha and beta over the batch, so DWC vs fixed beta (= DKD) compares only
 how a fixed budget is spread over confident, ambiguous and wrong-teacher pixels.
@@ -35,8 +42,10 @@ def dwc_weights(student_rows: torch.Tensor, teacher_rows: torch.Tensor, target: 
         b_s = F.softmax(student_rows / temperature, dim=1).gather(1, target[:, None])[:, 0]
         c = reliability.clamp(min=1e-6).pow(gamma)
         beta_i = beta * c / c.mean()
-        a = 1 + (b_t - b_s).abs()
-        alpha_i = alpha * a / a.mean()
+        teacher_right = (teacher_rows.argmax(1) == target).to(b_t.dtype)
+        a = teacher_right * (1 + (b_t - b_s).clamp(min=0))
+        # A batch where the teacher is wrong everywhere transfers no target-class knowledge.
+        alpha_i = alpha * a / a.mean() if bool(a.any()) else torch.zeros_like(a)
     return alpha_i, beta_i
 
 
