@@ -1,13 +1,27 @@
-"""`lix-bench-kd`: distil one teacher into the student with every method x seeds, same budget; evaluate on
-the held-out test family; write a Markdown + JSON table and a bar plot.
+"""`lix-bench-kd`: distil one teacher into the RGB student with every method, tuned the same way on
+validation, over several seeds; report both held-out tests with seed-paired confidence intervals.
 
-Runs are separate `lix-train` processes (`--jobs` at a time, one thread each) and are skipped when their
-result exists, so an interrupted benchmark continues where it stopped.
+Protocol (docs/distillation.md, "Benchmark protocol"):
+  * three evaluation sets: `val` (the validation family: selection only), `test_in` (unseen scenes of the
+    training family) and `test` (the shifted family: other weather and layout). Nothing is chosen on a test.
+  * every row with several `variants` (its small search: loss weights, T) runs each variant on the first
+    seed; the variant with the best val mIoU then runs on the other seeds (its first-seed run is reused).
+  * ablation rows (`ablation_of`) take the chosen variant of their parent row and change one thing.
+  * per row and test: mean +- std over seeds, and the paired difference to the supervised student (same
+    seeds) with a 95 % t confidence interval.
+
+Runs are separate `lix-train` processes (`--jobs` at a time, one thread each). A run directory is named
+by the row, a hash of its exact settings and the seed: a finished run (result.json) is reused, a killed
+run continues from its last checkpoint (`lix-train --resume`), and changing a variant's settings starts
+a new run instead of silently reusing an old one.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
+import csv
+import hashlib
 import json
 import math
 import statistics
@@ -24,181 +38,397 @@ from training.config import load_config
 from training.evaluate import evaluate_checkpoint
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "config" / "training" / "bench_kd.yaml"
+EVAL_SPLITS = ("val", "test_in", "test")
+TESTS = {"test_in": "test-in", "test": "test-shift"}
+# Two-sided 95 % Student-t quantiles t_{0.975, dof} for dof = 1..30 (standard table values).
+T_975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
+         2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
 
 
+# ---------------------------------------------------------------------------------------------- statistics
+def paired_difference(values: dict[int, float], reference: dict[int, float]) -> dict | None:
+    """Mean of per-seed differences values - reference over the shared seeds, with a 95 % t interval."""
+    seeds = sorted(set(values) & set(reference))
+    if not seeds:
+        return None
+    diffs = [values[s] - reference[s] for s in seeds]
+    mean = statistics.mean(diffs)
+    if len(diffs) < 2:
+        return {"mean": mean, "n": 1, "low": float("nan"), "high": float("nan")}
+    half = T_975[min(len(diffs) - 1, len(T_975)) - 1] * statistics.stdev(diffs) / math.sqrt(len(diffs))
+    return {"mean": mean, "n": len(diffs), "low": mean - half, "high": mean + half}
+
+
+# ---------------------------------------------------------------------------------------------- rows
+def variant_key(variant: dict) -> str:
+    return hashlib.sha256(json.dumps(variant, sort_keys=True).encode()).hexdigest()[:8]
+
+
+def ablate(variant: dict, row: dict) -> dict:
+    """The parent's variant with one change: `drop` methods by name, or `patch` a method's parameters."""
+    out = copy.deepcopy(variant)
+    methods = [m for m in out.get("distill", []) if m["name"] not in row.get("drop", [])]
+    for method in methods:
+        method.update(row.get("patch", {}).get(method["name"], {}))
+    out["distill"] = methods
+    return out
+
+
+def variant_overrides(variant: dict, teacher: Path) -> list[str]:
+    overrides = list(variant.get("set", []))
+    if variant.get("distill"):
+        overrides.append("distill=" + json.dumps({"teacher": str(teacher), "methods": variant["distill"]}))
+    return overrides
+
+
+def describe(variant: dict) -> str:
+    parts = []
+    for method in variant.get("distill", []):
+        params = ", ".join(f"{k} {v}" for k, v in method.items() if k != "name")
+        parts.append(f"{method['name']}" + (f" ({params})" if params else ""))
+    parts += variant.get("set", [])
+    return "; ".join(parts) or "cross-entropy only"
+
+
+# ---------------------------------------------------------------------------------------------- one run
 def _train(out_dir: Path, overrides: list[str], log: Path) -> None:
     command = [sys.executable, "-m", "training.cli", "--quiet", "--out", str(out_dir), "--set", "threads=1"]
     for item in overrides:
         command += ["--set", item]
     if (out_dir / "last.pt").exists():
         command.append("--resume")
-    with log.open("w") as handle:
+    with log.open("a") as handle:
         result = subprocess.run(command, stdout=handle, stderr=subprocess.STDOUT)
     if result.returncode != 0:
         raise CliError(f"training run {out_dir} failed (exit {result.returncode}); see {log}")
 
 
-def _log_figures(run_dir: Path) -> dict[str, float]:
-    """From the run's log.csv: median seconds per step, and the last validation mIoU (the val family:
-    what variants may be chosen on)."""
-    import csv
-
+def read_curve(run_dir: Path) -> dict:
+    """From the run's log.csv: median seconds per step and the validation curve [(step, mIoU)]."""
     with (run_dir / "log.csv").open() as handle:
         rows = list(csv.DictReader(handle))
-    seconds = [float(r["sec_per_step"]) for r in rows]
-    val = [float(r["val_miou"]) for r in rows if r.get("val_miou")]
-    return {"sec_per_step": statistics.median(seconds) if seconds else float("nan"),
-            "val_miou": val[-1] if val else float("nan")}
+    seconds = [float(r["sec_per_step"]) for r in rows if r.get("sec_per_step")]
+    curve = [(int(r["step"]), float(r["val_miou"])) for r in rows if r.get("val_miou")]
+    return {"sec_per_step": statistics.median(seconds) if seconds else float("nan"), "curve": curve}
 
 
-def run_one(name: str, seed: int, methods: list, teacher: Path, base: list[str], out: Path, data_cfg: dict) -> dict:
-    run_dir = out / "runs" / f"{name}_seed{seed}"
+def run_one(job: dict, teacher: Path, base: list[str], data_cfg: dict) -> dict:
+    run_dir: Path = job["dir"]
     result_path = run_dir / "result.json"
     if result_path.exists():
-        result = json.loads(result_path.read_text())
-        if "val_miou" not in result:  # results written before the val column
-            result["val_miou"] = _log_figures(run_dir)["val_miou"]
-        return result
+        return json.loads(result_path.read_text())
     run_dir.mkdir(parents=True, exist_ok=True)
-    overrides = [*base, f"seed={seed}", "model.kind=student"]
-    if methods:
-        overrides.append("distill=" + json.dumps({"teacher": str(teacher), "methods": methods}))
+    (run_dir / "variant.json").write_text(json.dumps(job["variant"], indent=2))
     started = time.perf_counter()
     if not (run_dir / "final.pt").exists():
+        overrides = [*base, f"seed={job['seed']}", "model.kind=student", *variant_overrides(job["variant"], teacher)]
         _train(run_dir, overrides, run_dir / "train.log")
-    metrics = evaluate_checkpoint(run_dir / "final.pt", data_cfg, "test")
-    result = {"method": name, "seed": seed, "miou": metrics["miou"], "pixel_accuracy": metrics["pixel_accuracy"],
-              "per_class_iou": metrics["per_class_iou"], **_log_figures(run_dir),
-              "wall_seconds": time.perf_counter() - started}
+    result = {"row": job["row"], "variant": job["variant"], "key": variant_key(job["variant"]), "seed": job["seed"],
+              **read_curve(run_dir), "wall_seconds": time.perf_counter() - started}
+    for split in EVAL_SPLITS:
+        metrics = evaluate_checkpoint(run_dir / "final.pt", data_cfg, split)
+        result[split] = {"miou": metrics["miou"], "per_class_iou": metrics["per_class_iou"],
+                         "frames": metrics["frames"]}
     result_path.write_text(json.dumps(result, indent=2))
     return result
 
 
-def summarize(results: list[dict], teacher_miou: float, order: list[str]) -> list[dict]:
+# ---------------------------------------------------------------------------------------------- plan
+class Bench:
+    def __init__(self, bench: dict, rows: list[str], seeds: list[int], out: Path, teacher: Path, base: list[str],
+                 data_cfg: dict, jobs: int, report_only: bool):
+        self.bench, self.rows, self.seeds, self.out = bench, rows, seeds, out
+        self.teacher, self.base, self.data_cfg, self.jobs = teacher, base, data_cfg, jobs
+        self.report_only = report_only
+        self.results: dict[tuple[str, str, int], dict] = {}
+
+    def _job(self, row: str, variant: dict, seed: int) -> dict:
+        return {"row": row, "variant": variant, "seed": seed,
+                "dir": self.out / "runs" / row / f"{variant_key(variant)}_seed{seed}"}
+
+    def _run(self, jobs: list[dict]) -> None:
+        todo = []
+        for job in jobs:
+            key = (job["row"], variant_key(job["variant"]), job["seed"])
+            if key in self.results:
+                continue
+            if self.report_only:
+                path = job["dir"] / "result.json"
+                if path.exists():
+                    self.results[key] = json.loads(path.read_text())
+                continue
+            todo.append((key, job))
+        with ThreadPoolExecutor(max_workers=max(1, self.jobs)) as pool:
+            futures = [(key, pool.submit(run_one, job, self.teacher, self.base, self.data_cfg)) for key, job in todo]
+            for key, future in futures:
+                result = future.result()
+                self.results[key] = result
+                print(f"{result['row']:>18s} {result['key']} seed {result['seed']}: "
+                      f"val {100 * result['val']['miou']:.2f}  test-in {100 * result['test_in']['miou']:.2f}  "
+                      f"test-shift {100 * result['test']['miou']:.2f}"
+                      f"  ({result['sec_per_step']:.3f} s/step)", flush=True)
+
+    def variants(self, row: str) -> list[dict]:
+        spec = self.bench["rows"][row]
+        return spec.get("variants") or [{}]
+
+    def chosen(self, row: str) -> dict | None:
+        """The row's variant with the best val mIoU on the first seed (None until all have run)."""
+        spec = self.bench["rows"][row]
+        if "ablation_of" in spec:
+            parent = self.chosen(spec["ablation_of"])
+            return None if parent is None else ablate(parent, spec)
+        candidates = []
+        for variant in self.variants(row):
+            result = self.results.get((row, variant_key(variant), self.seeds[0]))
+            if result is None:
+                return None
+            candidates.append((result["val"]["miou"], variant))
+        return max(candidates, key=lambda c: c[0])[1]
+
+    def run(self) -> None:
+        first = self.seeds[0]
+        # Phase 1: every search variant on the first seed (and every non-searched row on every seed).
+        phase1 = []
+        for row in self.rows:
+            spec = self.bench["rows"][row]
+            if "ablation_of" in spec:
+                continue
+            variants = self.variants(row)
+            seeds = [first] if len(variants) > 1 else self.seeds
+            phase1 += [self._job(row, v, s) for v in variants for s in seeds]
+        self._run(phase1)
+        # Phase 2: the chosen variants on the remaining seeds, and the ablations of the chosen variants.
+        phase2 = []
+        for row in self.rows:
+            variant = self.chosen(row)
+            if variant is not None:
+                phase2 += [self._job(row, variant, s) for s in self.seeds]
+        self._run(phase2)
+
+
+# ---------------------------------------------------------------------------------------------- report
+def summarize(bench: Bench, teacher_scores: dict[str, float]) -> list[dict]:
     rows = []
-    by_method = {m: [r for r in results if r["method"] == m] for m in order}
-    student = statistics.mean(r["miou"] for r in by_method["student"]) if by_method.get("student") else float("nan")
-    for method, runs in by_method.items():
+    student = bench.chosen("student") if "student" in bench.rows else None
+    reference = {split: {} for split in EVAL_SPLITS}
+    if student is not None:
+        for seed in bench.seeds:
+            result = bench.results.get(("student", variant_key(student), seed))
+            for split in EVAL_SPLITS if result else ():
+                reference[split][seed] = result[split]["miou"]
+    for row in bench.rows:
+        variant = bench.chosen(row)
+        if variant is None:
+            continue
+        runs = [r for s in bench.seeds if (r := bench.results.get((row, variant_key(variant), s)))]
         if not runs:
             continue
-        values = [r["miou"] for r in runs]
-        mean = statistics.mean(values)
-        gap = teacher_miou - student
-        rows.append({
-            "method": method, "seeds": len(values), "miou_mean": mean,
-            "miou_std": statistics.stdev(values) if len(values) > 1 else 0.0, "miou_runs": values,
-            "gap_closed_pct": 100 * (mean - student) / gap if gap > 0 else float("nan"),
-            "sec_per_step": statistics.mean(r["sec_per_step"] for r in runs),
-            "val_miou_mean": statistics.mean(r.get("val_miou", float("nan")) for r in runs),
-        })
+        entry = {"row": row, "variant": variant, "described": describe(variant), "seeds": [r["seed"] for r in runs],
+                 "searched": len(bench.variants(row)) if "ablation_of" not in bench.bench["rows"][row] else 0,
+                 "sec_per_step": statistics.mean(r["sec_per_step"] for r in runs)}
+        for split in EVAL_SPLITS:
+            values = {r["seed"]: r[split]["miou"] for r in runs}
+            entry[split] = {"mean": statistics.mean(values.values()),
+                            "std": statistics.stdev(values.values()) if len(values) > 1 else 0.0,
+                            "runs": values, "vs_student": paired_difference(values, reference[split])}
+            if split != "val" and reference[split]:
+                student_mean = statistics.mean(reference[split].values())
+                gap = teacher_scores[split] - student_mean
+                entry[split]["gap_closed_pct"] = 100 * (entry[split]["mean"] - student_mean) / gap if gap > 0 else None
+        rows.append(entry)
     return rows
 
 
-def write_report(rows: list[dict], teacher_miou: float, out: Path, preset: str, elapsed: float) -> None:
-    lines = [f"Teacher (RGB + depth, intermediate fusion): **{100 * teacher_miou:.2f}** mIoU on the test family. "
-             f"Preset `{preset}`.", "",
-             "| method | seeds | mIoU (%) mean ± std | gap closed (%) | val mIoU (%) | s / iteration |",
-             "|---|---:|---:|---:|---:|---:|"]
-    for row in rows:
-        miou = f"{100 * row['miou_mean']:.2f} ± {100 * row['miou_std']:.2f}"
-        val = "–" if math.isnan(row["val_miou_mean"]) else f"{100 * row['val_miou_mean']:.2f}"
-        lines.append(f"| {row['method']} | {row['seeds']} | {miou} | {row['gap_closed_pct']:.1f} | {val} | "
-                     f"{row['sec_per_step']:.3f} |")
+def per_class_gains(bench: Bench, row: str) -> dict[str, dict[str, float]]:
+    """Mean per-class IoU difference (row - student) over the shared seeds, per test."""
+    out: dict[str, dict[str, float]] = {}
+    row_variant, student_variant = bench.chosen(row), bench.chosen("student")
+    for split in TESTS:
+        diffs: dict[str, list[float]] = {}
+        for seed in bench.seeds:
+            a = bench.results.get((row, variant_key(row_variant), seed))
+            b = bench.results.get(("student", variant_key(student_variant), seed))
+            if not a or not b:
+                continue
+            for cls, iou in a[split]["per_class_iou"].items():
+                other = b[split]["per_class_iou"].get(cls)
+                if iou is not None and other is not None:
+                    diffs.setdefault(cls, []).append(iou - other)
+        out[split] = {cls: statistics.mean(v) for cls, v in diffs.items()}
+    return out
+
+
+def plateau(curve: list[tuple[int, float]]) -> float | None:
+    """Val mIoU gain over the last 20 % of the steps (None without two points in that window)."""
+    if len(curve) < 2:
+        return None
+    last_step = curve[-1][0]
+    before = [m for s, m in curve if s <= 0.8 * last_step]
+    return curve[-1][1] - before[-1] if before else None
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.2f}"
+
+
+def _diff(d: dict | None) -> str:
+    if d is None:
+        return "–"
+    if d["n"] < 2:
+        return f"{100 * d['mean']:+.2f}"
+    return f"{100 * d['mean']:+.2f} [{100 * d['low']:+.2f}, {100 * d['high']:+.2f}]"
+
+
+def write_report(bench: Bench, rows: list[dict], teacher_scores: dict[str, float], preset: str,
+                 elapsed: float) -> None:
+    out = bench.out
+    lines = [f"Preset `{preset}`, seeds {bench.seeds}. Teacher (RGB + depth): val {_pct(teacher_scores['val'])}, "
+             f"test-in {_pct(teacher_scores['test_in'])}, test-shift {_pct(teacher_scores['test'])} mIoU. "
+             "Δ = paired difference to the supervised student over the same seeds, [95 % t interval].", "",
+             "| row | chosen on val | val | test-in mean ± std | Δ test-in | test-shift mean ± std | Δ test-shift "
+             "| gap closed in / shift (%) | s / step |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        gaps = "/".join("–" if r[s].get("gap_closed_pct") is None else f"{r[s]['gap_closed_pct']:.0f}" for s in TESTS)
+        searched = f" (best of {r['searched']})" if r["searched"] > 1 else ""
+        lines.append(f"| {r['row']} | {r['described']}{searched} | {_pct(r['val']['mean'])} | "
+                     f"{_pct(r['test_in']['mean'])} ± {_pct(r['test_in']['std'])} | "
+                     f"{_diff(r['test_in']['vs_student'])} | "
+                     f"{_pct(r['test']['mean'])} ± {_pct(r['test']['std'])} | {_diff(r['test']['vs_student'])} | "
+                     f"{gaps} | {r['sec_per_step']:.3f} |")
+    searched_rows = [r for r in rows if r["row"] != "student"]
+    report = {"preset": preset, "seeds": bench.seeds, "teacher": teacher_scores, "rows": rows,
+              "elapsed_seconds": elapsed}
+    if searched_rows:
+        best = max(searched_rows, key=lambda r: r["val"]["mean"])
+        gains = per_class_gains(bench, best["row"])
+        report["best_on_val"] = {"row": best["row"], "per_class_gain": gains}
+        lines += ["", f"Per-class IoU gain of the row best on val (**{best['row']}**) over the student "
+                  "(mean over seeds):",
+                  "", "| class | test-in | test-shift |", "|---|---:|---:|"]
+        for cls in gains.get("test_in", {}):
+            lines.append(f"| {cls} | {100 * gains['test_in'][cls]:+.2f} | "
+                         f"{100 * gains.get('test', {}).get(cls, float('nan')):+.2f} |")
+    student_runs = [r for k, r in bench.results.items() if k[0] == "student"]
+    if student_runs:
+        lines += ["", "Supervised student, val mIoU gain over the last 20 % of steps (plateau check): " +
+                  ", ".join(f"seed {r['seed']}: {'–' if (p := plateau(r['curve'])) is None else f'{100 * p:+.2f}'}"
+                            for r in sorted(student_runs, key=lambda r: r["seed"]))]
     (out / "results.md").write_text("\n".join(lines) + "\n")
-    (out / "results.json").write_text(json.dumps({"preset": preset, "teacher_miou": teacher_miou, "rows": rows,
-                                                  "elapsed_seconds": elapsed}, indent=2))
+    (out / "results.json").write_text(json.dumps(report, indent=2))
+    plot(bench, rows, teacher_scores, out / "results.png", out / "curves.png")
+
+
+def plot(bench: Bench, rows: list[dict], teacher_scores: dict[str, float], bars_path: Path, curves_path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(1 + 0.8 * len(rows), 4))
-    names = [r["method"] for r in rows]
-    means = [100 * r["miou_mean"] for r in rows]
-    ax.bar(names, means, yerr=[100 * r["miou_std"] for r in rows], capsize=3,
-           color=["#c44" if n.startswith("lix") else "#889" for n in names])
-    ax.axhline(100 * teacher_miou, color="k", linestyle="--", label="teacher (RGB + depth)")
-    ax.set(ylabel="test mIoU (%)", title=f"Distillation into the RGB student ({preset})")
-    ax.set_ylim(min(means) - 5 if means else 0, max([*means, 100 * teacher_miou]) + 3)
-    ax.tick_params(axis="x", rotation=45)
-    ax.legend()
+    fig, axes = plt.subplots(1, 2, figsize=(2 + 1.3 * len(rows), 4), sharey=False)
+    for ax, split in zip(axes, TESTS):
+        names = [r["row"] for r in rows]
+        means = [100 * r[split]["mean"] for r in rows]
+        ax.bar(names, means, yerr=[100 * r[split]["std"] for r in rows], capsize=3,
+               color=["#c44" if n.startswith("lix") else "#889" for n in names])
+        ax.axhline(100 * teacher_scores[split], color="k", linestyle="--", label="teacher (RGB + depth)")
+        ax.set(ylabel="mIoU (%)", title=TESTS[split])
+        ax.set_ylim(min(means) - 5 if means else 0, max([*means, 100 * teacher_scores[split]]) + 3)
+        ax.tick_params(axis="x", rotation=60)
+        ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(out / "results.png", dpi=100)
+    fig.savefig(bars_path, dpi=100)
     plt.close(fig)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for (row, _, seed), result in sorted(bench.results.items()):
+        if row in ("student", "lix") and result["curve"]:
+            steps, values = zip(*result["curve"])
+            ax.plot(steps, [100 * v for v in values], marker=".", label=f"{row} seed {seed}",
+                    linestyle="-" if row == "student" else "--")
+    ax.set(xlabel="step", ylabel="val mIoU (%)", title="validation curves")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(curves_path, dpi=100)
+    plt.close(fig)
+
+
+# ---------------------------------------------------------------------------------------------- main
+def _load_bench(path: Path, preset_name: str) -> tuple[dict, dict]:
+    if not path.is_file():
+        raise CliError(f"benchmark config not found: {path}")
+    bench = yaml.safe_load(path.read_text())
+    if preset_name not in bench["presets"]:
+        raise CliError(f"unknown preset {preset_name!r}; expected one of {sorted(bench['presets'])}")
+    for name, spec in bench["rows"].items():
+        parent = spec.get("ablation_of")
+        if parent is not None and parent not in bench["rows"]:
+            raise CliError(f"row {name!r}: ablation_of names unknown row {parent!r}")
+    return bench, bench["presets"][preset_name]
+
+
+def _teacher(args, bench: dict, preset: dict, base: list[str]) -> Path:
+    if args.teacher is not None:
+        if not args.teacher.is_file():
+            raise CliError(f"teacher checkpoint not found: {args.teacher}")
+        return args.teacher
+    teacher_dir = args.out / "teacher"
+    teacher = teacher_dir / "final.pt"
+    if not teacher.exists() and not args.report_only:
+        print(f"training the teacher -> {teacher_dir}", flush=True)
+        teacher_dir.mkdir(parents=True, exist_ok=True)
+        arch = [f"model.{k}={v}" for k, v in bench["teacher"].items()]
+        _train(teacher_dir, [*base, *arch, *preset.get("teacher_overrides", [])], teacher_dir / "train.log")
+    return teacher
 
 
 @friendly_errors("lix-bench-kd")
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="lix-bench-kd", description=__doc__)
-    parser.add_argument("--preset", default="fast", help="fast (CI) or full (README table)")
-    parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+    parser = argparse.ArgumentParser(prog="lix-bench-kd", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--preset", default="fast", help="fast (CI: checks the harness) or full (README table)")
+    parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="benchmark YAML (default: %(default)s)")
     parser.add_argument("--teacher", type=Path, help="use this teacher checkpoint instead of training one")
-    parser.add_argument("--methods", help="comma-separated subset of the config's methods")
+    parser.add_argument("--rows", help="comma-separated subset of the config's rows (student is always added)")
     parser.add_argument("--seeds", help="comma-separated seeds (default: the preset's)")
-    parser.add_argument("--jobs", type=int, default=2, help="runs in parallel (one thread each)")
-    parser.add_argument("--cache-dir", default="data/cache")
-    parser.add_argument("--out", type=Path, default=Path("out/bench_kd"))
-    parser.add_argument("--report-only", action="store_true",
-                        help="train nothing: summarise the runs that already have results")
+    parser.add_argument("--jobs", type=int, default=2, help="runs in parallel, one thread each (default: 2)")
+    parser.add_argument("--out", type=Path, default=Path("out/bench_kd"), help="output folder (default: %(default)s)")
+    parser.add_argument("--report-only", action="store_true", help="train nothing: report the finished runs")
     args = parser.parse_args(argv)
-    if not args.config.is_file():
-        raise CliError(f"benchmark config not found: {args.config}")
-    bench = yaml.safe_load(args.config.read_text())
-    if args.preset not in bench["presets"]:
-        raise CliError(f"unknown preset {args.preset!r}; expected one of {sorted(bench['presets'])}")
-    preset = bench["presets"][args.preset]
-    methods = bench["methods"]
-    order = [m.strip() for m in args.methods.split(",")] if args.methods else list(methods)
-    unknown = [m for m in order if m not in methods]
+    bench, preset = _load_bench(args.config, args.preset)
+    rows = [m.strip() for m in args.rows.split(",")] if args.rows else list(bench["rows"])
+    unknown = [m for m in rows if m not in bench["rows"]]
     if unknown:
-        raise CliError(f"unknown methods {unknown}; the config has {list(methods)}")
-    if "student" not in order:
-        order.insert(0, "student")
+        raise CliError(f"unknown rows {unknown}; the config has {list(bench['rows'])}")
+    for row in list(rows):  # an ablation needs its parent's search
+        parent = bench["rows"][row].get("ablation_of")
+        if parent and parent not in rows:
+            rows.insert(rows.index(row), parent)
+    if "student" not in rows:
+        rows.insert(0, "student")
     seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else list(preset["seeds"])
-    base = [*preset["overrides"], f"data.cache_dir={args.cache_dir}"]
+    base = list(preset["overrides"])
     data_cfg = load_config(None, base)["data"]
     args.out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
+    teacher = _teacher(args, bench, preset, base)
+    if not teacher.is_file():
+        raise CliError(f"--report-only: no teacher at {teacher}")
+    teacher_scores = {split: evaluate_checkpoint(teacher, data_cfg, split)["miou"] for split in EVAL_SPLITS}
+    print("teacher " + "  ".join(f"{s} {_pct(v)}" for s, v in teacher_scores.items()), flush=True)
+    if not args.report_only:  # render the data once before parallel runs share the cache
+        from training.data import load_samples
 
-    teacher = args.teacher
-    if teacher is None and args.report_only:
-        teacher = args.out / "teacher" / "final.pt"
-    if teacher is None:
-        teacher_dir = args.out / "teacher"
-        teacher = teacher_dir / "final.pt"
-        if not teacher.exists():
-            print(f"training the teacher -> {teacher_dir}", flush=True)
-            teacher_dir.mkdir(parents=True, exist_ok=True)
-            arch = [f"model.{k}={v}" for k, v in bench["teacher"].items() if k != "preset"]
-            _train(teacher_dir, [*base, *arch, *preset.get("teacher_overrides", [])], teacher_dir / "train.log")
-    elif not teacher.is_file():
-        raise CliError(f"teacher checkpoint not found: {teacher}")
-    teacher_miou = evaluate_checkpoint(teacher, data_cfg, "test")["miou"]
-    print(f"teacher test mIoU {100 * teacher_miou:.2f}", flush=True)
-    # Render the cache once before parallel runs share it.
-    from training.data import load_samples
-
-    for split in ("train", "val", "test") if not args.report_only else ():
-        load_samples(data_cfg, split, quiet=True)
-
-    jobs = [(m, s) for m in order for s in seeds]
-    if args.report_only:
-        done = [args.out / "runs" / f"{m}_seed{s}" / "result.json" for m, s in jobs]
-        jobs = [(m, s) for (m, s), path in zip(jobs, done) if path.exists()]
-        if not jobs:
-            raise CliError(f"--report-only: no finished runs under {args.out / 'runs'}")
-    results = []
-    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        futures = {pool.submit(run_one, m, s, methods[m], teacher, base, args.out, data_cfg): (m, s) for m, s in jobs}
-        for future in futures:
-            result = future.result()
-            results.append(result)
-            print(f"{result['method']:>15s} seed {result['seed']}: test mIoU {100 * result['miou']:.2f}  "
-                  f"({result['sec_per_step']:.3f} s/step)", flush=True)
-    rows = summarize(results, teacher_miou, order)
-    write_report(rows, teacher_miou, args.out, args.preset, time.perf_counter() - started)
+        for split in ("train", *EVAL_SPLITS):
+            load_samples(data_cfg, split, quiet=True)
+    runner = Bench(bench, rows, seeds, args.out, teacher, base, data_cfg, args.jobs, args.report_only)
+    runner.run()
+    if not runner.results:
+        raise CliError(f"no finished runs under {args.out / 'runs'}")
+    summary = summarize(runner, teacher_scores)
+    write_report(runner, summary, teacher_scores, args.preset, time.perf_counter() - started)
     print((args.out / "results.md").read_text())
-    print(f"wrote {args.out}/results.md, results.json, results.png")
+    print(f"wrote {args.out}/results.md, results.json, results.png, curves.png")
     return 0
 
 

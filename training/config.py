@@ -35,6 +35,7 @@ DEFAULTS: dict = {
     "amp": True,  # used on CUDA only
     "threads": 0,  # torch intra-op threads (0 = torch default)
     "distill": None,  # distillation section (teacher checkpoint + methods), see docs/distillation.md
+    "aux_depth": None,  # {weight: w}: auxiliary inverse-depth head on the student (privileged multi-task)
     "init_from": None,  # checkpoint whose weights start the run (fine-tuning), same architecture
 }
 
@@ -49,7 +50,7 @@ def _merge(base: dict, override: dict, path: str = "") -> dict:
         where = f"{path}{key}"
         if key not in base:
             raise ConfigError(f"unknown config key {where!r}; known: {sorted(base)}")
-        if isinstance(base[key], dict) and isinstance(value, dict) and key not in ("model", "distill"):
+        if isinstance(base[key], dict) and isinstance(value, dict) and key not in ("model", "distill", "aux_depth"):
             out[key] = _merge(base[key], value, f"{where}.")
         else:
             out[key] = copy.deepcopy(value)
@@ -83,7 +84,8 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
             if not isinstance(node.get(key), dict):
                 raise ConfigError(f"override {text!r}: {key!r} is not a section")
             node = node[key]
-        if keys[-1] not in node and node is not config["model"] and node is not config.get("distill"):
+        if keys[-1] not in node and node is not config["model"] and node is not config.get("distill") \
+                and node is not config.get("aux_depth"):
             raise ConfigError(f"override {text!r}: unknown key {keys[-1]!r}")
         node[keys[-1]] = value
     _validate(config)

@@ -102,8 +102,16 @@ class Trainer:
             teacher_modality = teacher_ckpt["modalities"][1] if len(teacher_ckpt["modalities"]) > 1 else None
             self.distiller = build_distiller(config["distill"], self.model, self.teacher).to(self.device)
         self.teacher_modality = teacher_modality
+        self.aux_depth = None
+        if config.get("aux_depth"):
+            from training.aux_depth import AuxDepthHead
 
-        params = list(self.model.parameters()) + (list(self.distiller.parameters()) if self.distiller else [])
+            if self.model_config.kind != "student":
+                raise ValueError("aux_depth is a baseline for the RGB student (model.kind: student)")
+            self.aux_depth = AuxDepthHead(self.model.embedding_channels, **config["aux_depth"]).to(self.device)
+
+        params = list(self.model.parameters()) + (list(self.distiller.parameters()) if self.distiller else []) \
+            + (list(self.aux_depth.parameters()) if self.aux_depth else [])
         optim = config["optim"]
         if optim["name"] == "adamw":
             self.optimizer = torch.optim.AdamW(params, lr=optim["lr"], weight_decay=optim["weight_decay"])
@@ -129,6 +137,8 @@ class Trainer:
         augment = Augment(tuple(data_cfg["crop_size"]), tuple(data_cfg["scale_range"]), data_cfg["flip"])
         modalities = [None] + ([self.modality] if self.modality else []) + \
             ([teacher_modality] if teacher_modality and teacher_modality != self.modality else [])
+        if self.aux_depth is not None and "depth" not in modalities:
+            modalities.append("depth")
         self.batcher = StepBatcher(self.train_samples, config["batch_size"], config["seed"], augment, modalities,
                                    self.rank, self.world)
         self.step = 0
@@ -148,6 +158,7 @@ class Trainer:
                 "scheduler": self.scheduler.state_dict(),
                 "scaler": self.scaler.state_dict(),
                 "distiller": self.distiller.state_dict() if self.distiller else {},
+                "aux_depth": self.aux_depth.state_dict() if self.aux_depth else {},
                 "step": self.step,
                 "best_val_miou": self.best_miou,
                 "torch_rng": torch.get_rng_state(),
@@ -174,6 +185,8 @@ class Trainer:
         self.scaler.load_state_dict(state["scaler"])
         if self.distiller is not None:
             self.distiller.load_state_dict(state["distiller"])
+        if self.aux_depth is not None:
+            self.aux_depth.load_state_dict(state["aux_depth"])
         torch.set_rng_state(state["torch_rng"])
         self.step = int(state["step"])
         self.best_miou = float(state["best_val_miou"])
@@ -211,6 +224,9 @@ class Trainer:
                     tx = batch.get(f"x:{self.teacher_modality}") if self.teacher_modality else None
                     teacher_out = self.teacher(batch["rgb"], tx)
                 terms = self.ddp_distiller(out, teacher_out, label, step=step, total_steps=self.config["steps"])
+            if self.aux_depth is not None:
+                terms.update(self.aux_depth(out["embedding"], batch["x:depth"]))
+            if terms:
                 loss = loss + sum(terms.values())
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
