@@ -115,12 +115,13 @@ def test_kernel_regression_tends_to_nearest_neighbour():
 
 METHOD_PARAMS = {
     "kd": {}, "dkd": {}, "lix_logit": {}, "cwd": {}, "at": {}, "pfs": {"pool": (4, 4)},
-    "mkat": {"pool": (4, 4)}, "lix_feature": {"samples": 16, "bandwidth_factor": 1e-3},
+    "mkat": {"code_channels": 8, "aggregate_channels": 16, "aspp_channels": 8},
+    "lix_feature": {"samples": 16, "bandwidth_factor": 1e-3},
 }
-# Terms of a method's own auxiliary branch are not student-teacher discrepancies, so not zero at equality:
-# MKAT trains a head on the teacher's embedding (aux_ce) and lets the student imitate it where only it is
-# right (aux_imitation).
-OWN_BRANCH_TERMS = {"mkat.aux_ce", "mkat.aux_imitation"}
+# Terms that are not zero at student = teacher by the published definition: MKAT's auxiliary branch
+# (aux_ce, aux_kl: the aux head's own training) and its KL, which compares the teacher at T = 6 with the
+# student at T = 1.
+OWN_BRANCH_TERMS = {"mkat.aux_ce", "mkat.aux_kl", "mkat.kl"}
 
 
 @pytest.mark.parametrize("name", sorted(REGISTRY))
@@ -154,16 +155,18 @@ def test_ignored_pixels_contribute_nothing(name):
     student_logits, teacher_logits, label = dense(h=8, w=16)
     label[:, :, :4] = 255  # whole columns, so the mask survives down to the stride-32 features
     params = dict(METHOD_PARAMS[name], **({"stages": (0, 1)} if name == "lix_feature" else {}))
-    if name in ("pfs", "mkat"):
+    if name == "pfs":
         params["pool"] = (8, 16)  # no pooling across the ignore boundary
     method = build_distiller({"methods": [{"name": name, **params}]}, _Net(), _Net())
     student, teacher = outputs(student_logits, seed=2), outputs(teacher_logits, seed=3)
+    torch.manual_seed(0)  # MKAT's ASPP has dropout
     base = {k: float(v.detach()) for k, v in method(student, teacher, label).items()}
     if name in ("pfs", "mkat"):  # their feature terms are label-free maps: spoil only the logits
         spoiled_s = dict(student, logits=_garbage_at_ignored(student, label, 100.0)["logits"])
         spoiled_t = dict(teacher, logits=_garbage_at_ignored(teacher, label, -50.0)["logits"])
     else:
         spoiled_s, spoiled_t = _garbage_at_ignored(student, label, 100.0), _garbage_at_ignored(teacher, label, -50.0)
+    torch.manual_seed(0)
     again = {k: float(v.detach()) for k, v in method(spoiled_s, spoiled_t, label).items()}
     for key in base:
         assert again[key] == pytest.approx(base[key], rel=1e-5, abs=1e-7), key
@@ -354,3 +357,78 @@ def test_logit_distillation_runs_at_stride_four_with_nearest_labels():
 def valid_rows_for_test(logits, label):
     rows = logits.permute(0, 2, 3, 1).reshape(-1, logits.shape[1])
     return rows[label.reshape(-1) != 255]
+
+
+# ------------------------------------------------------------------ MKAT pieces against hand-computed values
+def test_mkat_forms_by_hand():
+    from training.distill import mkat
+
+    f = torch.tensor([[3.0, 0.0], [4.0, 1.0]]).view(1, 1, 2, 2)  # one channel, 2 x 2
+    # AF: each channel divided by its spatial L2 norm (sqrt(9 + 16 + 1) = sqrt(26)).
+    torch.testing.assert_close(mkat.feature_norm_form(f, eps=0.0), f / math.sqrt(26.0))
+    # AT: mean_c F^2 = F^2 here, L2-normalised over positions.
+    sq = torch.tensor([9.0, 0.0, 16.0, 1.0])
+    torch.testing.assert_close(mkat.attention_form(f).flatten(), sq / sq.norm())
+    # SA: A = softmax_j(F_i F_j) over positions (no 1/sqrt(C)); SA_i = sum_j A_ij F_j.
+    v = torch.tensor([3.0, 0.0, 4.0, 1.0])
+    a = torch.softmax(v[:, None] * v[None, :], dim=1)
+    torch.testing.assert_close(mkat.spatial_attention_form(f).flatten(), a @ v)
+    # CA and GM with two channels over two positions.
+    g = torch.tensor([[1.0, 2.0], [0.0, 1.0]]).view(1, 2, 1, 2)
+    e = torch.tensor([[5.0, 2.0], [2.0, 1.0]])  # F F^T
+    att = torch.softmax(e.max(1, keepdim=True).values - e, dim=1)  # rows [0, 3] and [0, 1]
+    torch.testing.assert_close(mkat.channel_attention_form(g).view(2, 2), att @ torch.tensor([[1.0, 2.0], [0.0, 1.0]]))
+    unit = torch.tensor([[1.0, 2.0], [0.0, 1.0]]) / torch.tensor([[math.sqrt(5.0)], [1.0]])
+    torch.testing.assert_close(mkat.gram_form(g).view(2, 2), (unit @ unit.T) @ torch.tensor([[1.0, 2.0], [0.0, 1.0]]))
+    # CM: Taylor kernel k(s) = e^{-0.8} (1 + 0.8 s + 0.32 s^2), on a 1 x 1 map f = 1 (row-normalised: 1).
+    one = torch.ones(1, 1, 1, 1)
+    k1 = math.exp(-0.8) * (1 + 0.8 + 0.32)
+    assert float(mkat.dual_affinity_form(one)) == pytest.approx(2 * k1, rel=1e-6)
+    for form in mkat.FORMS:  # all feature-shaped (AT: one channel)
+        out = mkat.FORM_FUNCTIONS[form](torch.randn(2, 5, 3, 4))
+        assert out.shape == ((2, 1, 3, 4) if form == "at" else (2, 5, 3, 4)), form
+
+
+def test_mkat_mutual_calibration_by_hand():
+    from training.distill import mkat
+
+    label = torch.tensor([[[0, 0, 0, 0, 255]]])  # 1 x 1 x 5
+    student = torch.zeros(1, K, 1, 5)
+    aux = torch.zeros(1, K, 1, 5)
+    # pixel: 0 both right, 1 student right/aux wrong, 2 student wrong/aux right, 3 both wrong, 4 ignored
+    student[0, 0, 0, [0, 1, 4]] = 5.0
+    student[0, 1, 0, [2, 3]] = 5.0
+    aux[0, 0, 0, [0, 2, 4]] = 5.0
+    aux[0, 1, 0, [1, 3]] = 5.0
+    m_r, m_c = mkat.calibration_masks(student, aux, label)
+    assert m_r.flatten().tolist() == [1, 0, 0, 1, 0] and m_c.flatten().tolist() == [0, 1, 1, 0, 0]
+    # The student imitates the *teacher* on m_c: KL(softmax(z_t / 6) || softmax(z_s)) * 36 / (N K H W).
+    teacher = torch.randn(1, K, 1, 5)
+    log_q = F.log_softmax(teacher / 6.0, 1)
+    kl = (log_q.exp() * (log_q - F.log_softmax(student, 1))).sum(1).flatten()
+    expected = float((kl[1] + kl[2]) * 36.0 / (K * 5))
+    assert float(mkat.masked_kl_sum(student, teacher, m_c, 6.0)) == pytest.approx(expected, rel=1e-5)
+
+
+def test_mkat_transfer_is_l1_of_aggregated_codes_and_aux_trains_on_teacher_knowledge():
+    from training.distill import mkat
+
+    student = build_model({"kind": "student", "preset": "tiny"})
+    teacher = build_model({"kind": "teacher", "preset": "tiny", "modality": "depth"})
+    method = REGISTRY["mkat"](NetInfo.of(student), NetInfo.of(teacher), code_channels=8, aggregate_channels=16,
+                              aspp_channels=8)
+    assert method.temperature == mkat.TEMPERATURE == 6.0
+    rgb, depth = torch.randn(2, 3, 64, 128), torch.rand(2, 1, 64, 128)
+    label = torch.randint(0, 19, (2, 64, 128))
+    s_out, t_out = student(rgb), teacher(rgb, depth)
+    terms = method.losses(s_out, {k: (v.detach() if torch.is_tensor(v) else [x.detach() for x in v])
+                                  for k, v in t_out.items()}, label, 0, 1)
+    torch.manual_seed(0)
+    expected = F.l1_loss(method.student_encoder(s_out["features"][3]), method.teacher_encoder(t_out["features"][3]))
+    assert float(terms["transfer"].detach()) == pytest.approx(float(expected.detach()), rel=1e-5)
+    # The aux terms reach the aux head and the teacher-side encoder, never the student.
+    student.zero_grad()
+    (terms["aux_ce"] + terms["aux_kl"]).backward(retain_graph=True)
+    assert all(p.grad is None or float(p.grad.abs().sum()) == 0 for p in student.parameters())
+    assert any(p.grad is not None and float(p.grad.abs().sum()) > 0 for p in method.aux_head.parameters())
+    assert any(p.grad is not None and float(p.grad.abs().sum()) > 0 for p in method.teacher_encoder.parameters())

@@ -1,117 +1,194 @@
-"""MKAT — multiple knowledge transforms, an auxiliary teacher branch and mutual label calibration.
+"""MKAT — multi-knowledge aggregation and transfer, with mutual label calibration.
 
-Baseline named in the LIX paper's comparison; formulated here as follows. F_s, F_t are the decoder
-embeddings (student adapted to the teacher's width), average-pooled to at most `pool` positions.
-Parameter-free transforms tau of a map F (C x P), each compared after its *own* student-side encoder
-E_tau (1x1 conv, identity-initialised residual):
-  attention      a = normalize(mean_c F^2)                       (P)
-  channel_norm   softmax over P of F_c / T for each channel c     (C x P), KL
-  dual_affinity  spatial f^T f (P x P) and channel g g^T (C x C) of unit vectors
-  pos_channel    position attention F softmax(F^T F / sqrt C)^T plus channel attention softmax(F F^T) F
-  gram           F F^T / P, Frobenius-normalised                (C x C)
-  L_transfer = mean_tau  D_tau( tau(E_tau(F_s)), tau(F_t) )
-Auxiliary branch: a small head on the (frozen) teacher embedding, trained with cross-entropy, gives a
-second set of soft labels. Mutual label calibration: a pixel imitates the teacher where the teacher's
-argmax equals the label, else the auxiliary branch where *its* argmax does, else nothing:
-  L_imitate = T^2 / |V| sum_i [m_t,i KL(p_t^T || p_s^T) + (1 - m_t,i) m_a,i KL(p_a^T || p_s^T)]
+Baseline of the LIX paper's comparison. Formulas from the authors' public code (FLHonker/MKAT-code:
+`network/mkat.py`, `utils/loss.py` `mutual_calibration`, `MKAT_seg.py`), re-implemented here.
+
+Knowledge forms of a feature map F (N x C x H x W, the backbone's last stage), all feature-shaped:
+  AT  attention       normalize_HW( mean_c F^2 )                                   (N x 1 x H x W)
+  AF  feature norm    F_c / (||F_c||_2 over H, W + eps), per channel
+  CM  dual affinity   f = F row-normalised over W; k(S) = sum_{p<=2} e^{-2g} (2g)^p / p! S^p (g = 0.4)
+                      CM = k(f^T f f^T)^T + k(f f^T f)                              (Taylor-expanded kernel)
+  SA  spatial attn    A = softmax_j( F_i . F_j ) over positions (no 1/sqrt(C)),  SA = F A^T
+  CA  channel attn    E = F F^T (C x C),  CA = softmax( rowmax(E) - E ) F
+  GM  Gram            G = F_n F_n^T with F_n = F row-normalised over positions,  GM = G F
+Encoders, separate for student and teacher: per form a 1x1 conv -> nz (256) + BN + ReLU; the forms'
+codes concatenated and aggregated by 1x1 conv -> 512 + BN + ReLU:  feat_s, feat_t.
+  L_transfer = L1( feat_s, sg(feat_t) )                          (student side: student encoders)
+Auxiliary branch: an ASPP head (DeepLab v3) on the aggregated *teacher* knowledge feat_t gives logits a.
+Mutual label calibration (m_r = [student correct] == [aux correct], m_c = 1 - m_r, per pixel):
+  L_kl  = alpha T^2 / (N K H W) sum_i m_c,i KL( softmax(z_t,i / T) || softmax(z_s,i) )   the student imitates
+          the *teacher* where student and aux disagree on correctness (student logits not divided by T)
+  L_aux = CE(a, y) + alpha T^2 / (N K H W) sum_i m_r,i KL( softmax(z_t,i / T) || softmax(a_i) )
+T = 6 (fixed in the authors' KL), alpha = 0.5. The aux loss trains the aux head and the teacher-side
+encoders (its input is the frozen teacher's feature); nothing of it reaches the student.
+
+Adaptations to this harness, documented: the loss terms are computed where the other logit methods
+compute theirs (the models' stride-4 logits with nearest-resized labels); ignored pixels are in neither
+mask (the authors' masks put them in m_r, which only affects the aux imitation); one optimiser trains
+student, encoders and aux head (the authors step the aux head with a separate SGD, the same gradients);
+the student-side encoders start as copies of the teacher-side ones when the widths agree (so a student
+equal to its teacher starts with zero transfer loss); the ASPP width is a parameter (256 as published).
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from lix_ros.data.classes import IGNORE_ID
-from training.distill.base import Distiller, adapter, register, valid_rows
-from training.distill.kd import kd_per_pixel
+from training.distill.base import Distiller, logit_maps, register
 
-TRANSFORMS = ("attention", "channel_norm", "dual_affinity", "pos_channel", "gram")
-
-
-def _transform(name: str, f: torch.Tensor, temperature: float) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-    """f: N x C x P."""
-    if name == "attention":
-        return F.normalize(f.pow(2).mean(1), dim=1)
-    if name == "channel_norm":
-        return F.log_softmax(f / temperature, dim=2)
-    if name == "dual_affinity":
-        spatial = F.normalize(f, dim=1)
-        channel = F.normalize(f, dim=2)
-        return spatial.transpose(1, 2) @ spatial, channel @ channel.transpose(1, 2)
-    if name == "pos_channel":
-        c = f.shape[1]
-        position = f @ torch.softmax(f.transpose(1, 2) @ f / c**0.5, dim=-1).transpose(1, 2)
-        channel = torch.softmax(f @ f.transpose(1, 2) / f.shape[2] ** 0.5, dim=-1) @ f
-        return F.normalize((position + channel).flatten(1), dim=1)
-    if name == "gram":
-        gram = f @ f.transpose(1, 2) / f.shape[2]
-        return F.normalize(gram.flatten(1), dim=1)
-    raise ValueError(f"unknown MKAT transform {name!r}; expected one of {TRANSFORMS}")
+FORMS = ("at", "af", "cm", "sa", "ca", "gm")
+TEMPERATURE = 6.0
 
 
-def _distance(name: str, s, t) -> torch.Tensor:
-    if name == "channel_norm":  # KL between per-channel spatial distributions
-        return (t.exp() * (t - s)).sum(2).mean()
-    if name == "dual_affinity":
-        return (s[0] - t[0]).pow(2).mean() + (s[1] - t[1]).pow(2).mean()
-    return (s - t).pow(2).sum(1).mean()
+# ---------------------------------------------------------------------------------------------- knowledge forms
+def attention_form(f: torch.Tensor) -> torch.Tensor:
+    n, _, h, w = f.shape
+    return F.normalize(f.pow(2).mean(1).reshape(n, -1), dim=1).reshape(n, 1, h, w)
 
 
-class ResidualEncoder(nn.Module):
-    def __init__(self, channels: int):
+def feature_norm_form(f: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    return f / (torch.linalg.vector_norm(f, dim=(2, 3), keepdim=True) + eps)
+
+
+def _taylor_kernel(s: torch.Tensor, order: int = 2, gamma: float = 0.4) -> torch.Tensor:
+    return sum(math.exp(-2 * gamma) * (2 * gamma) ** p / math.factorial(p) * s.pow(p) for p in range(order + 1))
+
+
+def dual_affinity_form(f: torch.Tensor, order: int = 2, gamma: float = 0.4) -> torch.Tensor:
+    f = F.normalize(f, dim=-1)
+    ft = f.transpose(2, 3)
+    first = _taylor_kernel(ft @ (f @ ft), order, gamma).transpose(2, 3)  # W x H -> H x W
+    second = _taylor_kernel(f @ (ft @ f), order, gamma)
+    return first + second
+
+
+def spatial_attention_form(f: torch.Tensor) -> torch.Tensor:
+    n, c, h, w = f.shape
+    flat = f.reshape(n, c, h * w)
+    attention = torch.softmax(flat.transpose(1, 2) @ flat, dim=-1)  # positions x positions
+    return (flat @ attention.transpose(1, 2)).reshape(n, c, h, w)
+
+
+def channel_attention_form(f: torch.Tensor) -> torch.Tensor:
+    n, c, h, w = f.shape
+    flat = f.reshape(n, c, h * w)
+    energy = flat @ flat.transpose(1, 2)  # C x C
+    attention = torch.softmax(energy.max(-1, keepdim=True).values - energy, dim=-1)
+    return (attention @ flat).reshape(n, c, h, w)
+
+
+def gram_form(f: torch.Tensor) -> torch.Tensor:
+    n, c, h, w = f.shape
+    flat = f.reshape(n, c, h * w)
+    unit = F.normalize(flat, dim=2)
+    return ((unit @ unit.transpose(1, 2)) @ flat).reshape(n, c, h, w)
+
+
+FORM_FUNCTIONS = {"at": attention_form, "af": feature_norm_form, "cm": dual_affinity_form,
+                  "sa": spatial_attention_form, "ca": channel_attention_form, "gm": gram_form}
+
+
+# ---------------------------------------------------------------------------------------------- modules
+def _code(cin: int, cout: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU())
+
+
+class KnowledgeEncoder(nn.Module):
+    """Per-form 1x1 codes, concatenated and aggregated into one feature map."""
+
+    def __init__(self, channels: int, forms: tuple[str, ...], code_channels: int, aggregate_channels: int):
         super().__init__()
-        self.conv = nn.Conv2d(channels, channels, 1)
-        nn.init.zeros_(self.conv.weight)
-        nn.init.zeros_(self.conv.bias)
+        self.forms = forms
+        self.codes = nn.ModuleDict({f: _code(1 if f == "at" else channels, code_channels) for f in forms})
+        self.aggregate = nn.Sequential(nn.Conv2d(code_channels * len(forms), aggregate_channels, 1),
+                                       nn.BatchNorm2d(aggregate_channels), nn.ReLU())
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.conv(x)
+    def forward(self, f: torch.Tensor) -> torch.Tensor:
+        return self.aggregate(torch.cat([self.codes[name](FORM_FUNCTIONS[name](f)) for name in self.forms], 1))
+
+
+class ASPPHead(nn.Module):
+    """DeepLab v3 ASPP (1x1, three atrous 3x3, image pooling) + 3x3 conv + classifier."""
+
+    def __init__(self, cin: int, num_classes: int, width: int = 256, rates: tuple[int, ...] = (6, 12, 18)):
+        super().__init__()
+        branches = [_code(cin, width)]
+        branches += [nn.Sequential(nn.Conv2d(cin, width, 3, padding=r, dilation=r, bias=False), nn.BatchNorm2d(width),
+                                   nn.ReLU()) for r in rates]
+        self.branches = nn.ModuleList(branches)
+        self.pooling = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(cin, width, 1, bias=False), nn.ReLU())
+        self.project = nn.Sequential(_code(width * (len(rates) + 2), width), nn.Dropout(0.1))
+        self.head = nn.Sequential(nn.Conv2d(width, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU(),
+                                  nn.Conv2d(width, num_classes, 1))
+
+    def forward(self, x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        pooled = F.interpolate(self.pooling(x), size=x.shape[-2:], mode="bilinear", align_corners=False)
+        out = self.project(torch.cat([b(x) for b in self.branches] + [pooled], 1))
+        return F.interpolate(self.head(out), size=size, mode="bilinear", align_corners=False)
+
+
+# ---------------------------------------------------------------------------------------------- losses
+def masked_kl_sum(logits: torch.Tensor, teacher_logits: torch.Tensor, mask: torch.Tensor,
+                  temperature: float) -> torch.Tensor:
+    """T^2 / (N K H W) sum_i mask_i KL(softmax(z_t,i / T) || softmax(z_i)) — the authors' KL with
+    F.kl_div(..., reduction='mean'), restricted to the mask."""
+    log_p = F.log_softmax(logits, dim=1)
+    log_q = F.log_softmax(teacher_logits / temperature, dim=1)
+    kl = (log_q.exp() * (log_q - log_p)).sum(1)  # N x H x W
+    return (kl * mask).sum() / logits.numel() * temperature**2
+
+
+def calibration_masks(student_logits: torch.Tensor, aux_logits: torch.Tensor, label: torch.Tensor
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(m_r, m_c): student and aux equally right (or equally wrong) vs not; ignored pixels in neither."""
+    valid = (label != IGNORE_ID).float()
+    student_right = student_logits.argmax(1) == label
+    aux_right = aux_logits.argmax(1) == label
+    agree = (student_right == aux_right).float()
+    return agree * valid, (1 - agree) * valid
 
 
 @register
 class MKAT(Distiller):
     name = "mkat"
 
-    def __init__(self, student, teacher, weight: float = 1.0, transforms: tuple[str, ...] = TRANSFORMS,
-                 pool: tuple[int, int] = (16, 32), temperature: float = 4.0, transfer_weight: float = 1.0,
-                 imitation_weight: float = 1.0, aux_weight: float = 1.0):
+    def __init__(self, student, teacher, weight: float = 1.0, forms: tuple[str, ...] = FORMS, stage: int = 3,
+                 code_channels: int = 256, aggregate_channels: int = 512, aspp_channels: int = 256,
+                 transfer_weight: float = 1.0, alpha: float = 0.5, temperature: float = TEMPERATURE):
         super().__init__(student, teacher, weight)
-        for name in transforms:
-            if name not in TRANSFORMS:
-                raise ValueError(f"unknown MKAT transform {name!r}; expected one of {TRANSFORMS}")
-        self.transforms = tuple(transforms)
-        channels = teacher.embedding_channels
-        self.adapter = adapter(student.embedding_channels, channels)
-        self.encoders = nn.ModuleDict({name: ResidualEncoder(channels) for name in self.transforms})
-        self.aux_head = nn.Sequential(nn.Conv2d(channels, channels, 3, padding=1), nn.ReLU(inplace=True),
-                                      nn.Conv2d(channels, teacher.num_classes, 1))
-        self.pool, self.temperature = tuple(pool), float(temperature)
-        self.w_transfer, self.w_imitate, self.w_aux = float(transfer_weight), float(imitation_weight), float(aux_weight)
+        unknown = [f for f in forms if f not in FORMS]
+        if unknown or not forms:
+            raise ValueError(f"unknown MKAT forms {unknown}; expected a non-empty subset of {FORMS}")
+        self.forms, self.stage = tuple(forms), int(stage)
+        s_ch, t_ch = student.feature_channels[self.stage], teacher.feature_channels[self.stage]
+        self.student_encoder = KnowledgeEncoder(s_ch, self.forms, code_channels, aggregate_channels)
+        self.teacher_encoder = KnowledgeEncoder(t_ch, self.forms, code_channels, aggregate_channels)
+        if s_ch == t_ch:
+            self.student_encoder.load_state_dict(self.teacher_encoder.state_dict())
+        self.aux_head = ASPPHead(aggregate_channels, teacher.num_classes, aspp_channels)
+        self.transfer_weight, self.alpha, self.temperature = float(transfer_weight), float(alpha), float(temperature)
 
     def losses(self, student, teacher, label, step, total_steps):
-        embedding_t = teacher["embedding"].detach()
-        pool = (min(self.pool[0], embedding_t.shape[-2]), min(self.pool[1], embedding_t.shape[-1]))
-        adapted = self.adapter(student["embedding"])
-        f_t = F.adaptive_avg_pool2d(embedding_t, pool).flatten(2)
-        transfer = []
-        for name in self.transforms:
-            f_s = F.adaptive_avg_pool2d(self.encoders[name](adapted), pool).flatten(2)
-            transfer.append(_distance(name, _transform(name, f_s, self.temperature),
-                                      _transform(name, f_t, self.temperature)))
-        terms = {"transfer": self.w_transfer * torch.stack(transfer).mean()}
-
-        aux_logits = F.interpolate(self.aux_head(embedding_t), size=label.shape[-2:], mode="bilinear",
-                                   align_corners=False)
-        terms["aux_ce"] = self.w_aux * F.cross_entropy(aux_logits, label, ignore_index=IGNORE_ID)
-        s_rows, target = valid_rows(student["logits"], label)
-        t_rows, _ = valid_rows(teacher["logits"].detach(), label)
-        a_rows, _ = valid_rows(aux_logits.detach(), label)
-        if len(s_rows):
-            teacher_right = (t_rows.argmax(1) == target).float()
-            aux_right = (a_rows.argmax(1) == target).float() * (1 - teacher_right)
-            from_teacher = teacher_right * kd_per_pixel(s_rows, t_rows, self.temperature)
-            from_aux = aux_right * kd_per_pixel(s_rows, a_rows, self.temperature)
-            terms["imitation"] = self.w_imitate * from_teacher.mean()
-            terms["aux_imitation"] = self.w_imitate * from_aux.mean()
-        return terms
+        f_s, f_t = student["features"][self.stage], teacher["features"][self.stage].detach()
+        if f_s.shape[-2:] != f_t.shape[-2:]:
+            f_s = F.adaptive_avg_pool2d(f_s, f_t.shape[-2:])
+        feat_s, feat_t = self.student_encoder(f_s), self.teacher_encoder(f_t)
+        s_map, t_map, at_size = logit_maps(student, teacher, label)
+        t_map = t_map.detach()
+        aux = self.aux_head(feat_t, tuple(s_map.shape[-2:]))
+        m_r, m_c = calibration_masks(s_map.detach(), aux.detach(), at_size)
+        return {
+            "kl": self.alpha * masked_kl_sum(s_map, t_map, m_c, self.temperature),
+            "transfer": self.transfer_weight * F.l1_loss(feat_s, feat_t.detach()),
+            "aux_ce": F.cross_entropy(aux, at_size, ignore_index=IGNORE_ID) if bool((at_size != IGNORE_ID).any())
+            else aux.sum() * 0,
+            "aux_kl": self.alpha * masked_kl_sum(aux, t_map, m_r, self.temperature),
+        }
