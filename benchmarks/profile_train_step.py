@@ -1,0 +1,90 @@
+"""Where a distillation training step spends its time: data, teacher forward, student forward, the
+method's losses, backward + optimiser step — per method, at one or more crop sizes, one thread.
+
+    python benchmarks/profile_train_step.py [--crops 128x256,96x192] [--methods kd,cwd,lix] [--steps 6]
+
+Data time is StepBatcher.batch on synthetic frames (rendered into a scratch cache of --frames frames).
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+
+import torch
+import torch.nn.functional as F
+
+from lix_ros.data.augment import Augment
+from lix_ros.models.registry import build_model
+from training.config import load_config
+from training.data import StepBatcher, load_samples
+from training.distill import build_distiller
+
+METHODS = {
+    "student": [],
+    "kd": [{"name": "kd", "temperature": 1.0}],
+    "dkd": [{"name": "dkd", "temperature": 1.0, "beta": 1.0}],
+    "cwd": [{"name": "cwd"}],
+    "at": [{"name": "at"}],
+    "pfs": [{"name": "pfs"}],
+    "mkat": [{"name": "mkat"}],
+    "lix_logit": [{"name": "lix_logit", "temperature": 1.0, "beta": 1.0}],
+    "lix_feature": [{"name": "lix_feature"}],
+    "lix": [{"name": "lix_logit", "temperature": 1.0, "beta": 1.0}, {"name": "lix_feature"}],
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--crops", default="128x256,96x192", help="HxW crop sizes (default: %(default)s)")
+    parser.add_argument("--methods", default=",".join(METHODS), help="subset of %(default)s")
+    parser.add_argument("--steps", type=int, default=6, help="timed steps per cell after 2 warm-up steps")
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--frames", type=int, default=16)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    with tempfile.TemporaryDirectory() as cache:
+        data_cfg = load_config(None, [f"data.cache_dir={cache}", f"data.train_count={args.frames}"])["data"]
+        samples = load_samples(data_cfg, "train", quiet=True)
+    print(f"ms per step, batch {args.batch}, 1 thread (median of {args.steps})")
+    print("| crop | method | data | teacher fwd | student fwd | losses | backward + step | total |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    teacher = build_model({"kind": "teacher", "preset": "small", "modality": "depth"}).eval()
+    for crop in args.crops.split(","):
+        h, w = (int(v) for v in crop.split("x"))
+        batcher = StepBatcher(samples, args.batch, 0, Augment((h, w), (0.75, 1.25), True), [None, "depth"])
+        for name in args.methods.split(","):
+            student = build_model({"kind": "student", "preset": "small"})
+            distiller = build_distiller({"methods": METHODS[name]}, student, teacher) if METHODS[name] else None
+            params = list(student.parameters()) + (list(distiller.parameters()) if distiller else [])
+            optimizer = torch.optim.AdamW(params)
+            times: dict[str, list[float]] = {k: [] for k in ("data", "teacher", "student", "losses", "backward")}
+            for step in range(args.steps + 2):
+                t0 = time.perf_counter()
+                batch = batcher.batch(step)
+                t1 = time.perf_counter()
+                with torch.no_grad():
+                    teacher_out = teacher(batch["rgb"], batch["x:depth"]) if distiller else None
+                t2 = time.perf_counter()
+                out = student(batch["rgb"])
+                t3 = time.perf_counter()
+                loss = F.cross_entropy(out["logits"], batch["label"], ignore_index=255)
+                if distiller:
+                    loss = loss + sum(distiller(out, teacher_out, batch["label"], step, 100).values())
+                t4 = time.perf_counter()
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                t5 = time.perf_counter()
+                if step >= 2:
+                    for key, value in zip(times, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4)):
+                        times[key].append(1000 * value)
+            med = {k: sorted(v)[len(v) // 2] for k, v in times.items()}
+            print(f"| {h}x{w} | {name} | {med['data']:.0f} | {med['teacher']:.0f} | {med['student']:.0f} | "
+                  f"{med['losses']:.0f} | {med['backward']:.0f} | {sum(med.values()):.0f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
