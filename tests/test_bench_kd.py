@@ -1,37 +1,85 @@
-"""The fast benchmark preset runs every method through the real harness (the ranking is not checked)."""
+"""The benchmark harness: search on val, ablations of the chosen variant, paired statistics, resume.
+
+The fast preset runs every row through the real harness (tiny models, a few steps: the ranking is not
+checked here; the README table is the `full` preset)."""
 
 import json
+import math
 import subprocess
 import sys
 
 import pytest
 
-pytestmark = pytest.mark.slow
+from training.bench_kd import paired_difference, plateau
+
+# Search, ablations, the published MKAT and the no-teacher baseline (the other methods' mathematics and
+# gradients are in test_distill.py; their rows run the same code path).
+ROWS = ["student", "lix", "lix_no_dwc", "lix_logit_only", "lix_feature_only", "kd", "mkat", "aux_depth"]
 
 
-def test_fast_benchmark_writes_table_json_and_plot(tmp_path):
-    out = tmp_path / "bench"
-    result = subprocess.run([sys.executable, "-m", "training.bench_kd", "--preset", "fast", "--cache-dir",
-                             str(tmp_path / "cache"), "--out", str(out)], capture_output=True, text=True, timeout=900)
+def _bench(tmp_path, *extra, timeout=900):
+    return subprocess.run([sys.executable, "-m", "training.bench_kd", "--preset", "fast", "--cache-dir",
+                           str(tmp_path / "cache"), "--out", str(tmp_path / "bench"), *extra],
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.slow
+def test_fast_benchmark_searches_on_val_and_reports_paired_differences(tmp_path):
+    result = _bench(tmp_path, "--rows", ",".join(ROWS))
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    out = tmp_path / "bench"
     report = json.loads((out / "results.json").read_text())
-    methods = [row["method"] for row in report["rows"]]
-    assert methods == ["student", "kd", "dkd", "cwd", "at", "pfs", "mkat", "lix_logit", "lix_feature", "lix",
-                       "lix_fixed_beta", "lix_balanced", "lix_balanced_fixed_beta", "dkd_balanced", "kd_balanced",
-                       "lix_t4_light", "dkd_t4_light", "lix_balanced_feat3", "lix_balanced_feat10"]
-    for row in report["rows"]:
-        assert 0 <= row["miou_mean"] <= 1 and row["sec_per_step"] > 0
-    assert report["rows"][0]["gap_closed_pct"] == 0.0
-    assert (out / "results.png").stat().st_size > 1000
-    assert "| lix |" in (out / "results.md").read_text()
-    # Finished runs are reused: a second invocation trains nothing and reproduces the table.
-    again = subprocess.run([sys.executable, "-m", "training.bench_kd", "--preset", "fast", "--cache-dir",
-                            str(tmp_path / "cache"), "--out", str(out)], capture_output=True, text=True, timeout=300)
-    assert again.returncode == 0
-    assert json.loads((out / "results.json").read_text())["rows"] == report["rows"]
+    rows = {row["row"]: row for row in report["rows"]}
+    assert list(rows) == ROWS
+    for row in rows.values():
+        assert row["seeds"] == [0, 1] and row["sec_per_step"] > 0
+        for split in ("val", "test_in", "test"):
+            assert 0 <= row[split]["mean"] <= 1
+            assert row[split]["vs_student"]["n"] == 2
+    # The chosen variant of a searched row is the one with the best val mIoU on the first seed.
+    for name in ("lix", "kd", "aux_depth"):
+        firsts = [json.loads(p.read_text()) for p in (out / "runs" / name).glob("*_seed0/result.json")]
+        assert len(firsts) == 3
+        best = max(firsts, key=lambda r: r["val"]["miou"])
+        assert rows[name]["variant"] == best["variant"]
+        assert len(list((out / "runs" / name).glob("*_seed1/result.json"))) == 1  # only the chosen one
+    # Ablations change exactly one thing in LIX's chosen variant.
+    lix = rows["lix"]["variant"]["distill"]
+    assert [m["name"] for m in rows["lix_logit_only"]["variant"]["distill"]] == ["lix_logit"]
+    assert [m["name"] for m in rows["lix_feature_only"]["variant"]["distill"]] == ["lix_feature"]
+    assert rows["lix_no_dwc"]["variant"]["distill"][0] == {**lix[0], "dynamic": False}
+    # The student against itself: a difference of exactly zero.
+    assert rows["student"]["test"]["vs_student"]["mean"] == 0.0
+    text = (out / "results.md").read_text()
+    assert "| lix |" in text and "test-shift" in text and "plateau check" in text
+    assert (out / "results.png").stat().st_size > 1000 and (out / "curves.png").stat().st_size > 1000
+
+    # A finished run is reused; a run without its result continues from its last checkpoint.
+    student_run = next((out / "runs" / "student").glob("*_seed1"))
+    (student_run / "result.json").unlink()
+    (student_run / "final.pt").unlink()
+    again = _bench(tmp_path, "--rows", "student", timeout=300)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "--resume" in (student_run / "train.log").read_text() or (student_run / "result.json").exists()
+    rerun = json.loads((student_run / "result.json").read_text())
+    assert rerun["seed"] == 1 and rerun["test"]["miou"] == pytest.approx(rows["student"]["test"]["runs"]["1"])
 
 
-def test_unknown_method_is_one_line(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "training.bench_kd", "--methods", "magic", "--out",
-                             str(tmp_path)], capture_output=True, text=True)
-    assert result.returncode == 2 and "unknown methods ['magic']" in result.stderr
+def test_paired_difference_and_its_interval():
+    d = paired_difference({0: 0.5, 1: 0.6, 2: 0.7}, {0: 0.4, 1: 0.5, 2: 0.5, 3: 0.9})
+    assert d["n"] == 3 and d["mean"] == pytest.approx(0.4 / 3)
+    half = 4.303 * 0.057735 / math.sqrt(3)  # t_{0.975, 2} * sd(0.1, 0.1, 0.2) / sqrt(3)
+    assert d["low"] == pytest.approx(0.4 / 3 - half, abs=1e-4) and d["high"] == pytest.approx(0.4 / 3 + half, abs=1e-4)
+    assert paired_difference({5: 0.5}, {0: 0.4}) is None
+    assert math.isnan(paired_difference({0: 0.5}, {0: 0.4})["low"])
+
+
+def test_plateau_is_the_gain_over_the_last_fifth():
+    assert plateau([(500, 0.5), (1000, 0.6), (1500, 0.62), (2000, 0.63)]) == pytest.approx(0.01)  # 2000 vs 1500
+    assert plateau([(2000, 0.6)]) is None
+
+
+def test_unknown_row_is_one_line(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "training.bench_kd", "--rows", "magic", "--out", str(tmp_path)],
+                            capture_output=True, text=True)
+    assert result.returncode == 2 and "unknown rows ['magic']" in result.stderr

@@ -392,6 +392,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", help="comma-separated subset of the config's rows (student is always added)")
     parser.add_argument("--seeds", help="comma-separated seeds (default: the preset's)")
     parser.add_argument("--jobs", type=int, default=2, help="runs in parallel, one thread each (default: 2)")
+    parser.add_argument("--cache-dir", default="data/cache", help="rendered synthetic frames (default: %(default)s)")
     parser.add_argument("--out", type=Path, default=Path("out/bench_kd"), help="output folder (default: %(default)s)")
     parser.add_argument("--report-only", action="store_true", help="train nothing: report the finished runs")
     args = parser.parse_args(argv)
@@ -407,7 +408,7 @@ def main(argv: list[str] | None = None) -> int:
     if "student" not in rows:
         rows.insert(0, "student")
     seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else list(preset["seeds"])
-    base = list(preset["overrides"])
+    base = [*preset["overrides"], f"data.cache_dir={args.cache_dir}"]
     data_cfg = load_config(None, base)["data"]
     args.out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
