@@ -83,3 +83,17 @@ def test_unknown_row_is_one_line(tmp_path):
     result = subprocess.run([sys.executable, "-m", "training.bench_kd", "--rows", "magic", "--out", str(tmp_path)],
                             capture_output=True, text=True)
     assert result.returncode == 2 and "unknown rows ['magic']" in result.stderr
+
+
+def test_a_run_made_with_other_settings_is_refused(tmp_path):
+    from lix_ros.cli.common import CliError
+    from training.bench_kd import run_one
+
+    run_dir = tmp_path / "runs" / "student" / "abc_seed0"
+    run_dir.mkdir(parents=True)
+    (run_dir / "settings.json").write_text(json.dumps({"variant": {}, "base": ["steps=10"], "teacher": "t.pt"}))
+    (run_dir / "result.json").write_text("{}")
+    job = {"row": "student", "variant": {}, "seed": 0, "dir": run_dir}
+    with pytest.raises(CliError, match="other settings"):
+        run_one(job, tmp_path / "t.pt", ["steps=20"], {})
+    assert run_one(job, "t.pt", ["steps=10"], {}) == {}

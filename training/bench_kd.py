@@ -11,9 +11,9 @@ Protocol (docs/distillation.md, "Benchmark protocol"):
     seeds) with a 95 % t confidence interval.
 
 Runs are separate `lix-train` processes (`--jobs` at a time, one thread each). A run directory is named
-by the row, a hash of its exact settings and the seed: a finished run (result.json) is reused, a killed
-run continues from its last checkpoint (`lix-train --resume`), and changing a variant's settings starts
-a new run instead of silently reusing an old one.
+by the row, a hash of its variant and the seed: a finished run (result.json) is reused, a killed run
+continues from its last checkpoint (`lix-train --resume`), changing a variant starts a new run, and a run
+folder made with another preset or teacher (settings.json) is refused instead of silently reused.
 """
 
 from __future__ import annotations
@@ -115,10 +115,14 @@ def read_curve(run_dir: Path) -> dict:
 def run_one(job: dict, teacher: Path, base: list[str], data_cfg: dict) -> dict:
     run_dir: Path = job["dir"]
     result_path = run_dir / "result.json"
+    settings = {"variant": job["variant"], "base": base, "teacher": str(teacher)}
+    settings_path = run_dir / "settings.json"
+    if settings_path.exists() and json.loads(settings_path.read_text()) != settings:
+        raise CliError(f"{run_dir} was run with other settings (preset or teacher changed): use another --out")
     if result_path.exists():
         return json.loads(result_path.read_text())
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "variant.json").write_text(json.dumps(job["variant"], indent=2))
+    settings_path.write_text(json.dumps(settings, indent=2))
     started = time.perf_counter()
     if not (run_dir / "final.pt").exists():
         overrides = [*base, f"seed={job['seed']}", "model.kind=student", *variant_overrides(job["variant"], teacher)]
