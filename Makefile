@@ -17,8 +17,19 @@ $(STAMP): requirements.txt setup.py
 lint: setup
 	$(BIN)/ruff check .
 
+# The package is built by colcon in a scratch workspace (a plain build whose install tree is checked, and a
+# --symlink-install build), and the suite runs once, through `colcon test` + `colcon test-result`.
+WS := build/colcon_ws
+COLCON := $(abspath $(BIN))/colcon
+
 test: setup lint
-	$(BIN)/python -m pytest -q
+	rm -rf $(WS) && mkdir -p $(WS)/src && touch $(WS)/COLCON_IGNORE && ln -s $(CURDIR) $(WS)/src/lix_ros
+	cd $(WS) && $(COLCON) --log-base log build --base-paths src --build-base build_plain --install-base install_plain
+	$(BIN)/python scripts/check_install_tree.py $(WS)/install_plain/lix_ros
+	cd $(WS) && $(COLCON) --log-base log build --base-paths src --symlink-install
+	$(BIN)/python scripts/check_install_tree.py $(WS)/install/lix_ros
+	cd $(WS) && $(COLCON) --log-base log test --base-paths src --event-handlers console_direct+ --pytest-args -q
+	cd $(WS) && $(COLCON) test-result --test-result-base build --verbose
 
 # Main job: synthetic drive bag -> student/teacher/A-B nodes -> replay -> record -> evaluation report.
 demo: setup

@@ -6,11 +6,11 @@ The arguments are the same as `lix-bringup`'s options (lix_ros/bringup.py: LAUNC
 
 import os
 
+from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetEnvironmentVariable
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
-from launch import LaunchDescription
 from lix_ros.bringup import LAUNCH_ARGUMENTS, _truthy, default_params_file
 from lix_ros.dds import profile_path
 

@@ -1,5 +1,5 @@
 """Regenerate config/segmentation.yaml and the README's launch-argument and parameter tables from
-lix_ros/nodes/params.py and lix_ros/bringup.py (tests/test_params_agree.py checks they agree)."""
+lix_ros/nodes/params.py and lix_ros/bringup.py (test/test_params_agree.py checks they agree)."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ def params_yaml() -> str:
     lines = ["# lix_ros node parameters (ros2 launch lix_ros segmentation.launch.py params_file:=...; "
              "lix-bringup --params ...).",
              "# Every parameter is declared in lix_ros/nodes/params.py with the same default, description and range;",
-             "# tests/test_params_agree.py keeps this file, the launch file and the README in agreement.", ""]
+             "# test/test_params_agree.py keeps this file, the launch file and the README in agreement.", ""]
     for node, params in NODES.items():
         lines += [f"/**/{node}:", "  ros__parameters:"]
         for p in params:

@@ -37,7 +37,13 @@ from lix_ros.cli.common import CliError, friendly_errors
 from training.config import load_config
 from training.evaluate import evaluate_checkpoint
 
-DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "config" / "training" / "bench_kd.yaml"
+
+def default_config() -> Path:
+    """config/training/bench_kd.yaml of the source tree, the colcon share dir or the pip prefix."""
+    from lix_ros.dds import share_dir
+
+    return share_dir() / "config" / "training" / "bench_kd.yaml"
+
 EVAL_SPLITS = ("val", "test_in", "test")
 TESTS = {"test_in": "test-in", "test": "test-shift"}
 # Two-sided 95 % Student-t quantiles t_{0.975, dof} for dof = 1..30 (standard table values).
@@ -391,7 +397,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="lix-bench-kd", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", default="fast", help="fast (CI: checks the harness) or full (README table)")
-    parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="benchmark YAML (default: %(default)s)")
+    parser.add_argument("--config", type=Path, help="benchmark YAML (default: the package's "
+                        "config/training/bench_kd.yaml)")
     parser.add_argument("--teacher", type=Path, help="use this teacher checkpoint instead of training one")
     parser.add_argument("--rows", help="comma-separated subset of the config's rows (student is always added)")
     parser.add_argument("--seeds", help="comma-separated seeds (default: the preset's)")
@@ -400,7 +407,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("out/bench_kd"), help="output folder (default: %(default)s)")
     parser.add_argument("--report-only", action="store_true", help="train nothing: report the finished runs")
     args = parser.parse_args(argv)
-    bench, preset = _load_bench(args.config, args.preset)
+    bench, preset = _load_bench(args.config or default_config(), args.preset)
     rows = [m.strip() for m in args.rows.split(",")] if args.rows else list(bench["rows"])
     unknown = [m for m in rows if m not in bench["rows"]]
     if unknown:

@@ -1,7 +1,7 @@
 """Every node parameter, declared once: name, default, type, description and range.
 
 The nodes declare from these lists; `config/segmentation.yaml`, the launch file's arguments and the README
-are checked against them by tests/test_params_agree.py.
+are checked against them by test/test_params_agree.py.
 """
 
 from __future__ import annotations
