@@ -36,7 +36,7 @@ from std_msgs.msg import Float32  # noqa: E402
 
 from lix_ros.data.synthetic import render_frame  # noqa: E402
 from lix_ros.inference import Segmenter  # noqa: E402
-from lix_ros.nodes.common import default_checkpoint  # noqa: E402
+from lix_ros.nodes_defaults import default_checkpoint  # noqa: E402
 
 SIZES = {"640x480": (480, 640), "1280x720": (720, 1280)}
 

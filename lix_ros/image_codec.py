@@ -6,8 +6,6 @@ is tested without DDS. Every rejection raises ImageError with a message that nam
 
 from __future__ import annotations
 
-import math
-
 import cv2
 import numpy as np
 
@@ -102,10 +100,3 @@ def encode_rgb8(rgb: np.ndarray) -> tuple[int, int, str, int, bytes]:
     rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
     return rgb.shape[0], rgb.shape[1], "rgb8", rgb.shape[1] * 3, rgb.tobytes()
 
-
-def stamp_to_seconds(sec: int, nanosec: int) -> float:
-    return sec + nanosec * 1e-9
-
-
-def is_finite_number(value: float) -> bool:
-    return isinstance(value, (int, float)) and math.isfinite(value)

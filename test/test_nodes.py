@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).parent / "helpers"))
 from ros_probe import Bringup, Probe, camera_info, image, point_fields  # noqa: E402
 
 from lix_ros.data.synthetic import LidarConfig, render_frame  # noqa: E402
-from lix_ros.nodes.common import default_checkpoint  # noqa: E402
+from lix_ros.nodes_defaults import default_checkpoint  # noqa: E402
 
 pytestmark = pytest.mark.ros
 NS = "/t_nodes"

@@ -119,3 +119,19 @@ def test_bad_inputs_give_one_line(tmp_path):
     result = subprocess.run([sys.executable, "-m", "training.evaluate", str(bad)], capture_output=True, text=True)
     assert result.returncode == 2 and "not a readable checkpoint" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_config_inherits_from_its_base(tmp_path):
+    from training.config import ConfigError, load_config
+
+    (tmp_path / "a.yaml").write_text("steps: 10\ndata: {train_count: 5, val_count: 3}\nmodel: {kind: student}\n")
+    (tmp_path / "b.yaml").write_text("base: a.yaml\nsteps: 20\ndata: {val_count: 4}\n")
+    config = load_config(tmp_path / "b.yaml")
+    assert config["steps"] == 20 and config["data"]["train_count"] == 5 and config["data"]["val_count"] == 4
+    (tmp_path / "c.yaml").write_text("base: d.yaml\n")
+    (tmp_path / "d.yaml").write_text("base: c.yaml\n")
+    with pytest.raises(ConfigError, match="loops"):
+        load_config(tmp_path / "c.yaml")
+    shipped = load_config("config/training/student_lix.yaml")
+    assert shipped["steps"] == load_config("config/training/student.yaml")["steps"]
+    assert [m["name"] for m in shipped["distill"]["methods"]] == ["lix_logit", "lix_feature"]

@@ -17,12 +17,12 @@ from tqdm import tqdm
 
 from lix_ros.bag.frames import BagFrames, TopicMap, tf_static_extrinsic
 from lix_ros.bag.io import (
-    BagError,
     MessageStream,
     camera_matrix,
     image_depth,
     image_mono8,
     image_rgb,
+    missing_topics_error,
     open_reader,
     topic_types,
 )
@@ -87,7 +87,7 @@ def evaluate_bag(path: str | Path, options: EvalOptions, topics: TopicMap | None
     if mode == "auto":
         mode = "recorded" if frames.has("student") else "run"
     if mode == "recorded" and not frames.has("student"):
-        raise BagError(f"bag {path} has no recorded {topics.student}; it has: " + ", ".join(sorted(frames.available)))
+        raise missing_topics_error(path, [topics.student], frames.available, what="recorded")
 
     student = teacher = None
     teacher_modality = None
@@ -155,7 +155,7 @@ def evaluate_bag(path: str | Path, options: EvalOptions, topics: TopicMap | None
                 c = confusion_matrix(gt, t_ids, NUM_CLASSES)
                 confusions["teacher"] += c
                 record["teacher_pixel_accuracy"] = float(np.trace(c) / max(c.sum(), 1))
-            c = confusion_matrix(np.where(t_ids == 255, 255, t_ids), s_ids, NUM_CLASSES)
+            c = confusion_matrix(t_ids, s_ids, NUM_CLASSES)
             confusions["agreement"] += c
             record["student_teacher_agreement"] = float(np.trace(c) / max(c.sum(), 1))
         per_frame.append(record)

@@ -16,8 +16,8 @@ from lix_ros.bag.io import (
     POINTS,
     STUDENT_OUT,
     TEACHER_OUT,
-    BagError,
     MessageStream,
+    missing_topics_error,
     open_reader,
     stamp_ns,
     topic_types,
@@ -78,8 +78,7 @@ class BagFrames:
         self.available = topic_types(self.reader)
         if topics.camera not in self.available:
             self.reader.close()
-            raise BagError(f"bag {self.path} has no topic {topics.camera}; it has: "
-                           + ", ".join(f"{t} ({m})" for t, m in sorted(self.available.items())))
+            raise missing_topics_error(self.path, [topics.camera], self.available)
         self.roles = {t: r for t, r in topics.roles().items() if t in self.available}
         self.window_ns = int(window_s * 1e9)
         self.stream = MessageStream(self.reader, list(self.roles))

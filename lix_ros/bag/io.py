@@ -66,12 +66,11 @@ def topic_counts(path: str | Path) -> dict[str, int]:
     return counts
 
 
-def require_topics(reader: Reader, path: Path, topics: list[str]) -> None:
-    have = topic_types(reader)
-    missing = [t for t in topics if t not in have]
-    if missing:
-        raise BagError(f"bag {path} has no topic {', '.join(missing)}; it has: "
-                       + ", ".join(f"{t} ({m})" for t, m in sorted(have.items())))
+def missing_topics_error(path: Path, missing: list[str], available: dict[str, str], what: str = "topic"
+                         ) -> BagError:
+    """The one error for topics a bag lacks: names them and lists what the bag has (with types)."""
+    return BagError(f"bag {path} has no {what} {', '.join(missing)}; it has: "
+                    + ", ".join(f"{t} ({m})" for t, m in sorted(available.items())))
 
 
 @dataclass
@@ -140,13 +139,8 @@ def camera_matrix(msg) -> np.ndarray:
 
 
 # ------------------------------------------------------------------ building messages
-def _types():
-    t = TYPESTORE.types
-    return t
-
-
 def header(stamp_ns_value: int, frame_id: str):
-    t = _types()
+    t = TYPESTORE.types
     sec, nanosec = divmod(stamp_ns_value, 1_000_000_000)
     stamp = t["builtin_interfaces/msg/Time"](sec=sec, nanosec=nanosec)
     return t["std_msgs/msg/Header"](stamp=stamp, frame_id=frame_id)
@@ -155,13 +149,13 @@ def header(stamp_ns_value: int, frame_id: str):
 def make_image(stamp: int, frame_id: str, array: np.ndarray, encoding: str):
     array = np.ascontiguousarray(array)
     step = array.shape[1] * array.itemsize * (array.shape[2] if array.ndim == 3 else 1)
-    return _types()["sensor_msgs/msg/Image"](header=header(stamp, frame_id), height=array.shape[0],
+    return TYPESTORE.types["sensor_msgs/msg/Image"](header=header(stamp, frame_id), height=array.shape[0],
                                              width=array.shape[1], encoding=encoding, is_bigendian=0, step=step,
                                              data=np.frombuffer(array.tobytes(), np.uint8))
 
 
 def make_camera_info(stamp: int, frame_id: str, K: np.ndarray, height: int, width: int):
-    t = _types()
+    t = TYPESTORE.types
     P = np.zeros((3, 4))
     P[:, :3] = K
     roi = t["sensor_msgs/msg/RegionOfInterest"](x_offset=0, y_offset=0, height=0, width=0, do_rectify=False)
@@ -172,7 +166,7 @@ def make_camera_info(stamp: int, frame_id: str, K: np.ndarray, height: int, widt
 
 
 def make_pointcloud(stamp: int, frame_id: str, points_xyzi: np.ndarray):
-    t = _types()
+    t = TYPESTORE.types
     points = np.ascontiguousarray(points_xyzi, dtype="<f4")
     fields = [t["sensor_msgs/msg/PointField"](name=n, offset=4 * i, datatype=7, count=1)
               for i, n in enumerate(("x", "y", "z", "intensity"))]
@@ -183,7 +177,7 @@ def make_pointcloud(stamp: int, frame_id: str, points_xyzi: np.ndarray):
 
 
 def make_static_tf(stamp: int, parent: str, child: str, T_parent_from_child: np.ndarray):
-    t = _types()
+    t = TYPESTORE.types
     R = T_parent_from_child[:3, :3]
     # rotation matrix -> quaternion (w >= 0)
     w = np.sqrt(max(1e-12, 1 + R[0, 0] + R[1, 1] + R[2, 2])) / 2

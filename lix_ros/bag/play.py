@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from lix_ros.bag.hard_frames import cdr_header_stamp
-from lix_ros.bag.io import CAMERA, BagError, open_reader, topic_types
+from lix_ros.bag.io import CAMERA, BagError, missing_topics_error, open_reader, topic_types
 from lix_ros.dds import configure_dds_env
 
 
@@ -96,7 +96,7 @@ def play_bag(path: str | Path, rate: float = 1.0, loop: bool = False, start_s: f
     missing = [t for t in chosen if t not in available]
     if missing:
         reader.close()
-        raise BagError(f"bag {path} has no topic {', '.join(missing)}; it has: {', '.join(sorted(available))}")
+        raise missing_topics_error(path, missing, available)
     classes = {t: message_class(available[t]) for t in chosen}
     unknown = [f"{t} ({available[t]})" for t, c in classes.items() if c is None]
     if unknown and topics:  # asked for explicitly: an error

@@ -378,7 +378,7 @@ def generate_scene(seed: int, length: float = 160.0) -> Scene:
                 polygons.append(_ground(x_in, x_out, z0, z1, verge_height, TERRAIN, terrain_mat))
                 if verge_height > 0:
                     cx = side * inner
-                    polygons += _box(min(cx, cx), max(cx, cx), 0.0, verge_height, z0, z1, TERRAIN, terrain_mat,
+                    polygons += _box(cx, cx, 0.0, verge_height, z0, z1, TERRAIN, terrain_mat,
                                      faces="l" if side > 0 else "r")
             ws = inner + verge
             x_in, x_out = sorted((side * ws, side * (ws + walk)))

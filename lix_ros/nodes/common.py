@@ -12,9 +12,6 @@ from std_msgs.msg import String
 
 from lix_ros.data.classes import CITYSCAPES_CLASSES, IGNORE_ID
 from lix_ros.image_codec import encode_mono8, encode_rgb8
-from lix_ros.nodes_defaults import default_checkpoint
-
-__all__ = ["default_checkpoint"]
 
 
 def input_qos(reliability: str, depth: int) -> QoSProfile:

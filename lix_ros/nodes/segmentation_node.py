@@ -25,7 +25,6 @@ from lix_ros.nodes.common import (
     LATCHED_QOS,
     OUTPUT_QOS,
     class_table_msg,
-    default_checkpoint,
     diagnostic_array,
     input_qos,
     mono8_msg,
@@ -33,6 +32,7 @@ from lix_ros.nodes.common import (
     stamp_seconds,
 )
 from lix_ros.nodes.params import SEGMENTATION, declare
+from lix_ros.nodes_defaults import default_checkpoint
 from lix_ros.stats import InferenceCounters
 
 

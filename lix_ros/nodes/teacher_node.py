@@ -23,8 +23,9 @@ from lix_ros.frame_slot import LatestFrameSlot
 from lix_ros.geometry import project_points_to_depth
 from lix_ros.image_codec import ImageError, decode_color, decode_depth
 from lix_ros.inference import Segmenter
-from lix_ros.nodes.common import OUTPUT_QOS, default_checkpoint, diagnostic_array, input_qos, mono8_msg, stamp_seconds
+from lix_ros.nodes.common import OUTPUT_QOS, diagnostic_array, input_qos, mono8_msg, stamp_seconds
 from lix_ros.nodes.params import TEACHER, declare
+from lix_ros.nodes_defaults import default_checkpoint
 from lix_ros.pairing import ApproximateTimePairer
 from lix_ros.pointcloud import PointCloudError, read_xyz
 from lix_ros.stats import InferenceCounters
