@@ -109,6 +109,13 @@ def read_checkpoint(path: str | Path) -> dict:
     return ckpt
 
 
+def geometry_modality(ckpt: dict) -> str | None:
+    """The "X" modality a checkpoint's model needs beside RGB (depth, disparity, normals, lidar), or None
+    for an RGB-only student: the one place that reads this from a checkpoint."""
+    modalities = list(ckpt["modalities"])
+    return modalities[1] if len(modalities) > 1 else None
+
+
 def load_model(path: str | Path, expect_classes: list[str] | tuple[str, ...] | None = None,
                expect_modalities: list[str] | None = None) -> tuple[nn.Module, dict]:
     """Build the model of a checkpoint, load its weights, check it fits the caller; eval mode."""

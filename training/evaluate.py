@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lix_ros.checkpoint import CheckpointError, load_model
+from lix_ros.checkpoint import CheckpointError, geometry_modality, load_model
 from lix_ros.cli.common import friendly_errors
 from lix_ros.metrics import scores_from_confusion
 from training.config import DEFAULTS, load_config
@@ -60,7 +60,7 @@ def plot_confusion(confusion: np.ndarray, names: list[str], path: Path, title: s
 
 def evaluate_checkpoint(checkpoint: str | Path, data_cfg: dict, split: str) -> dict:
     model, ckpt = load_model(checkpoint)
-    modality = ckpt["modalities"][1] if len(ckpt["modalities"]) > 1 else None
+    modality = geometry_modality(ckpt)
     samples = load_samples(data_cfg, split, quiet=True)
     start = time.perf_counter()
     confusion = evaluate(model, samples, modality, torch.device("cpu"), len(ckpt["classes"]))

@@ -10,8 +10,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from lix_ros.checkpoint import CheckpointError, load_model
+from lix_ros.checkpoint import CheckpointError, geometry_modality, load_model
 from lix_ros.cli.common import friendly_errors
+from lix_ros.data.sample import MODALITY_CHANNELS
 
 
 class LogitsOnly(nn.Module):
@@ -28,14 +29,15 @@ def export_onnx(checkpoint: str | Path, out: str | Path, check: bool = True, ops
     """Export; returns the max |onnxruntime - torch| over a random input (NaN when check is False)."""
     model, ckpt = load_model(checkpoint)
     h, w = ckpt["input_size"]
-    with_x = len(ckpt["modalities"]) > 1
+    modality = geometry_modality(ckpt)
+    with_x = modality is not None
     wrapper = LogitsOnly(model, with_x).eval()
     generator = torch.Generator().manual_seed(0)
     rgb = torch.randn(1, 3, h, w, generator=generator)
     inputs: tuple = (rgb,)
     names = ["rgb"]
     if with_x:
-        channels = model.x_encoder.stem[0][0].in_channels
+        channels = MODALITY_CHANNELS[modality]
         inputs = (rgb, torch.rand(1, channels, h, w, generator=generator))
         names.append("x")
     out = Path(out)

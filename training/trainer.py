@@ -15,7 +15,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
-from lix_ros.checkpoint import atomic_save, load_model, make_checkpoint
+from lix_ros.checkpoint import atomic_save, geometry_modality, load_model, make_checkpoint
 from lix_ros.data.augment import Augment
 from lix_ros.data.classes import CLASS_NAMES, IGNORE_ID
 from lix_ros.metrics import confusion_matrix, empty_confusion, scores_from_confusion
@@ -99,7 +99,7 @@ class Trainer:
 
             self.teacher, teacher_ckpt = load_model(config["distill"]["teacher"], expect_classes=CLASS_NAMES)
             self.teacher.to(self.device).eval().requires_grad_(False)
-            teacher_modality = teacher_ckpt["modalities"][1] if len(teacher_ckpt["modalities"]) > 1 else None
+            teacher_modality = geometry_modality(teacher_ckpt)
             self.distiller = build_distiller(config["distill"], self.model, self.teacher).to(self.device)
         self.teacher_modality = teacher_modality
         self.aux_depth = None

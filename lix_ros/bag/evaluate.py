@@ -26,7 +26,7 @@ from lix_ros.bag.io import (
     open_reader,
     topic_types,
 )
-from lix_ros.checkpoint import read_checkpoint
+from lix_ros.checkpoint import geometry_modality, read_checkpoint
 from lix_ros.data.classes import CLASS_NAMES, NUM_CLASSES, colorize
 from lix_ros.geometry import project_points_to_depth
 from lix_ros.image_codec import ImageError
@@ -94,7 +94,7 @@ def evaluate_bag(path: str | Path, options: EvalOptions, topics: TopicMap | None
     if mode == "run":
         student = Segmenter(options.student or default_checkpoint("student"))
         teacher_path = options.teacher or default_checkpoint("teacher")
-        teacher_modality = read_checkpoint(teacher_path)["modalities"][-1]
+        teacher_modality = geometry_modality(read_checkpoint(teacher_path))
         needs = "points" if teacher_modality == "lidar" else "depth"
         if frames.has(needs) and frames.has("camera_info"):
             teacher = Segmenter(teacher_path, expect_modality=teacher_modality)

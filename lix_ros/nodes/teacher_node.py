@@ -140,13 +140,14 @@ class TeacherNode(Node):
 
 
 def _checkpoint_modality(checkpoint: str) -> str:
-    from lix_ros.checkpoint import read_checkpoint
+    from lix_ros.checkpoint import geometry_modality, read_checkpoint
 
-    modalities = read_checkpoint(checkpoint)["modalities"]
-    if len(modalities) != 2:
-        raise CheckpointError(f"{checkpoint}: field 'modalities' is {modalities}; the teacher node needs an RGB + X "
-                              "checkpoint")
-    return modalities[1]
+    ckpt = read_checkpoint(checkpoint)
+    modality = geometry_modality(ckpt)
+    if modality is None:
+        raise CheckpointError(f"{checkpoint}: field 'modalities' is {ckpt['modalities']}; the teacher node needs an "
+                              "RGB + X checkpoint")
+    return modality
 
 
 def main(args: list[str] | None = None) -> int:
