@@ -47,6 +47,18 @@ def read_xyz(fields, height: int, width: int, point_step: int, row_step: int, da
     return xyz[np.all(np.isfinite(xyz), axis=1)]
 
 
+def cloud_to_sparse_depth(cloud, T_cam_from_lidar: np.ndarray, K: np.ndarray, image_shape: tuple[int, int]
+                          ) -> np.ndarray:
+    """A PointCloud2 (an rclpy or a rosbags message: anything with its fields) -> the teacher's sparse
+    depth image (H x W metres, 0 = no return), through the LiDAR-to-camera extrinsic and the intrinsics.
+    The one conversion used by the teacher node, `lix-bag eval` and bag training data."""
+    from lix_ros.geometry import project_points_to_depth
+
+    xyz = read_xyz(cloud.fields, cloud.height, cloud.width, cloud.point_step, cloud.row_step, cloud.data,
+                   cloud.is_bigendian)
+    return project_points_to_depth(xyz, T_cam_from_lidar, K, image_shape)
+
+
 def pack_xyzi(points: np.ndarray) -> tuple[list[tuple[str, int, int, int]], int, bytes]:
     """N x 4 float32 (x, y, z, intensity) -> (fields as (name, offset, datatype, count), point_step, data)."""
     points = np.ascontiguousarray(points, dtype="<f4")

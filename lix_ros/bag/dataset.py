@@ -13,9 +13,8 @@ from lix_ros.bag.frames import BagFrames, tf_static_extrinsic
 from lix_ros.bag.io import BagError, camera_matrix, image_depth, image_mono8, image_rgb
 from lix_ros.data.classes import sanitize_train_ids
 from lix_ros.data.sample import Sample
-from lix_ros.geometry import project_points_to_depth
 from lix_ros.image_codec import ImageError
-from lix_ros.pointcloud import PointCloudError, read_xyz
+from lix_ros.pointcloud import PointCloudError, cloud_to_sparse_depth
 
 
 def bag_samples(path: str | Path) -> tuple[list[Sample], dict]:
@@ -43,9 +42,7 @@ def bag_samples(path: str | Path) -> tuple[list[Sample], dict]:
             depth = image_depth(m["depth"]) if "depth" in m else None
             lidar = None
             if "points" in m and extrinsic is not None:
-                c = m["points"]
-                xyz = read_xyz(c.fields, c.height, c.width, c.point_step, c.row_step, bytes(c.data), c.is_bigendian)
-                lidar = project_points_to_depth(xyz, extrinsic, K, rgb.shape[:2])
+                lidar = cloud_to_sparse_depth(m["points"], extrinsic, K, rgb.shape[:2])
         except (ImageError, PointCloudError) as error:
             stats["rejected"] += 1
             stats.setdefault("first_error", str(error))

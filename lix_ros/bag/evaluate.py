@@ -28,10 +28,9 @@ from lix_ros.bag.io import (
 )
 from lix_ros.checkpoint import geometry_modality, read_checkpoint
 from lix_ros.data.classes import CLASS_NAMES, NUM_CLASSES, colorize
-from lix_ros.geometry import project_points_to_depth
 from lix_ros.image_codec import ImageError
 from lix_ros.metrics import confusion_matrix, empty_confusion, scores_from_confusion
-from lix_ros.pointcloud import PointCloudError, read_xyz
+from lix_ros.pointcloud import PointCloudError, cloud_to_sparse_depth
 
 
 @dataclass
@@ -125,10 +124,7 @@ def evaluate_bag(path: str | Path, options: EvalOptions, topics: TopicMap | None
                     depth = image_depth(m["depth"]) if teacher_modality != "lidar" and "depth" in m else None
                     lidar = None
                     if teacher_modality == "lidar" and "points" in m and extrinsic is not None:
-                        cloud = m["points"]
-                        xyz = read_xyz(cloud.fields, cloud.height, cloud.width, cloud.point_step, cloud.row_step,
-                                       bytes(cloud.data), cloud.is_bigendian)
-                        lidar = project_points_to_depth(xyz, extrinsic, K, rgb.shape[:2])
+                        lidar = cloud_to_sparse_depth(m["points"], extrinsic, K, rgb.shape[:2])
                     if depth is not None or lidar is not None:
                         tp = teacher.predict(rgb, depth=depth, lidar_depth=lidar, K=K)
                         t_ids = tp.ids

@@ -20,14 +20,13 @@ from std_msgs.msg import Float32
 
 from lix_ros.checkpoint import CheckpointError
 from lix_ros.frame_slot import LatestFrameSlot
-from lix_ros.geometry import project_points_to_depth
 from lix_ros.image_codec import ImageError, decode_color, decode_depth
 from lix_ros.inference import Segmenter
 from lix_ros.nodes.common import OUTPUT_QOS, diagnostic_array, input_qos, mono8_msg, stamp_seconds
 from lix_ros.nodes.params import TEACHER, declare
 from lix_ros.nodes_defaults import default_checkpoint
 from lix_ros.pairing import ApproximateTimePairer
-from lix_ros.pointcloud import PointCloudError, read_xyz
+from lix_ros.pointcloud import PointCloudError, cloud_to_sparse_depth
 from lix_ros.stats import InferenceCounters
 
 
@@ -100,10 +99,7 @@ class TeacherNode(Node):
                 self.get_logger().warning(f"{invalid} NaN/inf/negative depth pixels treated as unknown",
                                           throttle_duration_sec=self.p["warn_throttle"])
             return rgb, depth, None, K
-        points = read_xyz(geometry.fields, geometry.height, geometry.width, geometry.point_step, geometry.row_step,
-                          geometry.data, geometry.is_bigendian)
-        lidar = project_points_to_depth(points, self.T_cam_from_lidar, K, rgb.shape[:2])
-        return rgb, None, lidar, K
+        return rgb, None, cloud_to_sparse_depth(geometry, self.T_cam_from_lidar, K, rgb.shape[:2]), K
 
     def _work(self) -> None:
         while self._running:
