@@ -34,6 +34,7 @@ from ros_probe import Bringup, Probe, image  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 from std_msgs.msg import Float32  # noqa: E402
 
+from lix_ros.constants import TEST_FAMILY_SEED  # noqa: E402
 from lix_ros.data.synthetic import render_frame  # noqa: E402
 from lix_ros.inference import Segmenter  # noqa: E402
 from lix_ros.nodes_defaults import default_checkpoint  # noqa: E402
@@ -65,7 +66,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch default)")
     args = parser.parse_args()
 
-    frame = render_frame(2_000_000, 640, 320)
+    frame = render_frame(TEST_FAMILY_SEED, 640, 320)
     inputs = {name: cv2.resize(frame.rgb, (w, h)) for name, (h, w) in SIZES.items()}
     student = Segmenter(default_checkpoint("student"), threads=args.threads)
     teacher = Segmenter(default_checkpoint("teacher"), expect_modality="depth", threads=args.threads)

@@ -11,16 +11,17 @@ from pathlib import Path
 import yaml
 
 from lix_ros.cli.common import CliError, friendly_errors
+from lix_ros.constants import CAMERA, CAMERA_INFO, DEPTH, POINTS
 from lix_ros.dds import share_dir
 
 # (launch argument, default, description): the launch file imports this table too.
 LAUNCH_ARGUMENTS: list[tuple[str, str, str]] = [
     ("params_file", "", "Parameters YAML (default: the package's config/segmentation.yaml)"),
     ("checkpoint", "", "Student checkpoint; empty keeps the params file's value (or the packaged default)"),
-    ("image", "/camera/image_raw", "Camera image topic (sensor_msgs/Image)"),
-    ("depth", "/camera/depth", "Depth image topic for the teacher (32FC1 m or 16UC1 mm)"),
-    ("points", "/lidar/points", "LiDAR PointCloud2 topic for the teacher (geometry_source: lidar)"),
-    ("camera_info", "/camera/camera_info", "CameraInfo topic for the teacher"),
+    ("image", CAMERA, "Camera image topic (sensor_msgs/Image)"),
+    ("depth", DEPTH, "Depth image topic for the teacher (32FC1 m or 16UC1 mm)"),
+    ("points", POINTS, "LiDAR PointCloud2 topic for the teacher (geometry_source: lidar)"),
+    ("camera_info", CAMERA_INFO, "CameraInfo topic for the teacher"),
     ("use_teacher", "false", "Also run teacher_node (camera + depth/LiDAR)"),
     ("use_ab", "false", "Also run compare_node (student vs teacher agreement)"),
     ("namespace", "", "Namespace of all nodes and their relative topics"),

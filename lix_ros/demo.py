@@ -15,14 +15,15 @@ import time
 from pathlib import Path
 
 from lix_ros.cli.common import CliError, friendly_errors
+from lix_ros.constants import AB_OUT, CAMERA, CAMERA_INFO, DEPTH, DIAGNOSTICS, GT, STUDENT_OUT, TEACHER_OUT
 from lix_ros.dds import configure_dds_env
 
-NODE_OUTPUTS = ["/lix/semantic", "/lix/teacher/semantic", "/lix/ab/agreement", "/diagnostics"]
-RECORDED = [*NODE_OUTPUTS, "/camera/image_raw", "/lix/gt/semantic"]
-PLAYED = ["/camera/image_raw", "/camera/camera_info", "/camera/depth", "/lix/gt/semantic"]
+NODE_OUTPUTS = [STUDENT_OUT, TEACHER_OUT, AB_OUT, DIAGNOSTICS]
+RECORDED = [*NODE_OUTPUTS, CAMERA, GT]
+PLAYED = [CAMERA, CAMERA_INFO, DEPTH, GT]
 # who listens to what the player publishes: student + teacher + recorder on the camera, the teacher on
 # depth and camera_info, the recorder on the ground truth
-SUBSCRIBERS = {"/camera/image_raw": 3, "/camera/depth": 1, "/camera/camera_info": 1, "/lix/gt/semantic": 1}
+SUBSCRIBERS = {CAMERA: 3, DEPTH: 1, CAMERA_INFO: 1, GT: 1}
 
 
 def _wait_for_file(path: Path, timeout: float) -> bool:
@@ -85,8 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     bringup_log = args.out / "bringup.log"
     with bringup_log.open("w") as log:
         bringup = subprocess.Popen([sys.executable, "-m", "lix_ros.bringup", "--params", str(params), "--teacher",
-                                    "--ab", "--image", "/camera/image_raw", "--depth", "/camera/depth",
-                                    "--camera-info", "/camera/camera_info"], stdout=log, stderr=subprocess.STDOUT,
+                                    "--ab", "--image", CAMERA, "--depth", DEPTH,
+                                    "--camera-info", CAMERA_INFO], stdout=log, stderr=subprocess.STDOUT,
                                    env=env)
     recorder = None
     stop_file = args.out / ".stop_recording"
@@ -103,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         if not _wait_for_file(ready_file, 60):
             raise CliError(f"lix-bag record did not subscribe to {', '.join(NODE_OUTPUTS)} within 60 s")
         print(f"[3/5] replaying the drive ({args.pace}); recording node outputs", flush=True)
-        sync = ["/lix/semantic", "/lix/teacher/semantic"] if args.pace == "lockstep" else None
+        sync = [STUDENT_OUT, TEACHER_OUT] if args.pace == "lockstep" else None
         played = play_bag(drive_bag, topics=PLAYED, wait_for_subscribers=30, min_subscribers=SUBSCRIBERS,
                           sync_topics=sync, quiet=True)
         time.sleep(2.0)  # let the last frames through the nodes and one more /diagnostics out
@@ -128,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     report = evaluate_bag(recorded_bag, EvalOptions(mode="recorded", quiet=True))
     paths = write_report(report, args.out / "report")
     hard = args.out / "hard_frames"
-    captured = topic_counts(hard).get("/camera/image_raw", 0) if hard.exists() else 0
+    captured = topic_counts(hard).get(CAMERA, 0) if hard.exists() else 0
     print("[5/5] summary")
     for line in summary_lines(report):
         print(f"      {line}")

@@ -34,6 +34,7 @@ from pathlib import Path
 import yaml
 
 from lix_ros.cli.common import CliError, friendly_errors
+from lix_ros.constants import DATA_CACHE_DIR
 from training.config import load_config
 from training.evaluate import evaluate_checkpoint
 
@@ -403,7 +404,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", help="comma-separated subset of the config's rows (student is always added)")
     parser.add_argument("--seeds", help="comma-separated seeds (default: the preset's)")
     parser.add_argument("--jobs", type=int, default=2, help="runs in parallel, one thread each (default: 2)")
-    parser.add_argument("--cache-dir", default="data/cache", help="rendered synthetic frames (default: %(default)s)")
+    parser.add_argument("--cache-dir", default=DATA_CACHE_DIR, help="rendered synthetic frames (default: %(default)s)")
     parser.add_argument("--out", type=Path, default=Path("out/bench_kd"), help="output folder (default: %(default)s)")
     parser.add_argument("--report-only", action="store_true", help="train nothing: report the finished runs")
     args = parser.parse_args(argv)

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import yaml
 
+from lix_ros.constants import DATA_CACHE_DIR, LIDAR_BEAMS, RENDER_SIZE
+
 DEFAULTS: dict = {
     "seed": 0,
     "out_dir": "runs/default",
@@ -14,16 +16,16 @@ DEFAULTS: dict = {
     "data": {
         "source": "synthetic",  # synthetic | cityscapes | kitti | bag
         "root": None,  # cityscapes / kitti root
-        "cache_dir": "data/cache",  # where synthetic frames are rendered once (Cityscapes layout)
+        "cache_dir": DATA_CACHE_DIR,  # where synthetic frames are rendered once (Cityscapes layout)
         "train_count": 600,
         "val_count": 60,
         "test_count": 200,  # the shifted family (other weather and layout)
         "test_in_count": 200,  # unseen scenes of the training family
-        "render_size": [160, 320],  # height, width of synthetic frames
+        "render_size": list(RENDER_SIZE),  # height, width of synthetic frames
         "crop_size": [128, 256],
         "scale_range": [0.75, 1.25],
         "flip": True,
-        "lidar_beams": 32,
+        "lidar_beams": LIDAR_BEAMS,
     },
     "optim": {"name": "adamw", "lr": 2e-3, "weight_decay": 1e-4, "momentum": 0.9, "poly_power": 0.9,
               "warmup_steps": 50, "grad_clip": 5.0},

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from lix_ros.cli.common import CliError, friendly_errors
+from lix_ros.constants import CAMERA, GT, LIDAR_BEAMS, TEST_FAMILY_SEED
 
 
 def _floats16(text: str) -> np.ndarray:
@@ -31,12 +32,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     synth = sub.add_parser("synth", help="write a synthetic drive (camera, info, depth, LiDAR, GT) as a bag")
     synth.add_argument("--out", type=Path, required=True)
-    synth.add_argument("--seed", type=int, default=2_000_000, help="scene seed (>= 2e6: held-out test family)")
+    synth.add_argument("--seed", type=int, default=TEST_FAMILY_SEED, help="scene seed (>= 2e6: held-out test family)")
     synth.add_argument("--frames", type=int, default=100)
     synth.add_argument("--rate", type=float, default=10.0, help="Hz")
     synth.add_argument("--width", type=int, default=320)
     synth.add_argument("--height", type=int, default=160)
-    synth.add_argument("--beams", type=int, default=32)
+    synth.add_argument("--beams", type=int, default=LIDAR_BEAMS)
     synth.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap")
 
     play = sub.add_parser("play", help="replay a bag at its recorded timing")
@@ -72,8 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="run the models, or read /lix/semantic etc. recorded in the bag (auto: recorded if present)")
     ev.add_argument("--student", help="student checkpoint (default: packaged)")
     ev.add_argument("--teacher", help="teacher checkpoint (default: packaged)")
-    ev.add_argument("--camera", default="/camera/image_raw")
-    ev.add_argument("--gt", default="/lix/gt/semantic")
+    ev.add_argument("--camera", default=CAMERA)
+    ev.add_argument("--gt", default=GT)
     ev.add_argument("--lidar-to-camera", type=_floats16, help="16 numbers; default: the bag's /tf_static")
     ev.add_argument("--max-frames", type=int)
     ev.add_argument("--samples", type=int, default=6)

@@ -27,6 +27,7 @@ from lix_ros.bag.io import (
     topic_types,
 )
 from lix_ros.checkpoint import geometry_modality, read_checkpoint
+from lix_ros.constants import DIAGNOSTICS
 from lix_ros.data.classes import CLASS_NAMES, NUM_CLASSES, colorize
 from lix_ros.image_codec import ImageError
 from lix_ros.metrics import confusion_matrix, empty_confusion, scores_from_confusion
@@ -57,8 +58,8 @@ def node_diagnostics(path: str | Path) -> dict[str, dict[str, str]]:
     reader = open_reader(path)
     last: dict[str, dict[str, str]] = {}
     try:
-        if "/diagnostics" in topic_types(reader):
-            for message in MessageStream(reader, ["/diagnostics"]):
+        if DIAGNOSTICS in topic_types(reader):
+            for message in MessageStream(reader, [DIAGNOSTICS]):
                 for status in message.msg.status:
                     if status.name.startswith("lix_ros: "):
                         last[status.name.removeprefix("lix_ros: ")] = {

@@ -22,6 +22,7 @@ from lix_ros.bag.io import (
     stamp_ns,
     topic_types,
 )
+from lix_ros.constants import TF_STATIC
 
 
 @dataclass(frozen=True)
@@ -49,9 +50,9 @@ def tf_static_extrinsic(path: str | Path, camera_frame: str | None = None) -> np
     """T_camera_from_lidar from the first /tf_static transform of the bag, if any."""
     reader = open_reader(path)
     try:
-        if "/tf_static" not in topic_types(reader):
+        if TF_STATIC not in topic_types(reader):
             return None
-        for message in MessageStream(reader, ["/tf_static"]):
+        for message in MessageStream(reader, [TF_STATIC]):
             for t in message.msg.transforms:
                 if camera_frame and t.header.frame_id != camera_frame:
                     continue

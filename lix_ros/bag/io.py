@@ -10,16 +10,14 @@ import numpy as np
 from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 
+# Topic names written by `lix-bag synth` and read by default by `lix-bag eval` (re-exported for the bag tools).
+from lix_ros.constants import CAMERA, CAMERA_INFO, DEPTH, GT, POINTS, STUDENT_OUT, TEACHER_OUT  # noqa: F401
 from lix_ros.data.sample import DataError
 from lix_ros.image_codec import ImageError, decode_color, decode_depth
 
 TYPESTORE = get_typestore(Stores.ROS2_KILTED)
 STORAGES = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}
 
-# Topic names written by `lix-bag synth` and read by default by `lix-bag eval`.
-CAMERA, CAMERA_INFO, DEPTH, POINTS, GT = "/camera/image_raw", "/camera/camera_info", "/camera/depth", \
-    "/lidar/points", "/lix/gt/semantic"
-STUDENT_OUT, TEACHER_OUT = "/lix/semantic", "/lix/teacher/semantic"
 
 
 class BagError(DataError):

@@ -16,6 +16,7 @@ import numpy as np
 
 from lix_ros.bag.hard_frames import cdr_header_stamp
 from lix_ros.bag.io import CAMERA, BagError, missing_topics_error, open_reader, topic_types
+from lix_ros.constants import TF_STATIC
 from lix_ros.dds import configure_dds_env
 
 
@@ -91,7 +92,7 @@ def play_bag(path: str | Path, rate: float = 1.0, loop: bool = False, start_s: f
         raise BagError(f"--sync-timeout must be > 0, got {sync_timeout}")
     reader = open_reader(path)
     available = topic_types(reader)
-    chosen = topics or [t for t in available if t != "/tf_static"] + (["/tf_static"] if "/tf_static" in available
+    chosen = topics or [t for t in available if t != TF_STATIC] + ([TF_STATIC] if TF_STATIC in available
                                                                           else [])
     missing = [t for t in chosen if t not in available]
     if missing:
@@ -129,11 +130,11 @@ def play_bag(path: str | Path, rate: float = 1.0, loop: bool = False, start_s: f
     context = rclpy.context.Context()
     rclpy.init(context=context)
     node = rclpy.create_node("lix_bag_player", context=context)
-    publishers = {t: node.create_publisher(classes[t], t, latched if t == "/tf_static" else profile) for t in chosen}
+    publishers = {t: node.create_publisher(classes[t], t, latched if t == TF_STATIC else profile) for t in chosen}
     clock_pub = node.create_publisher(Clock, "/clock", 10) if clock else None
     sync = _StampWaiter(node, context, sync_topics) if sync_topics else None
     if wait_for_subscribers > 0:
-        wanted = {t: (min_subscribers or {}).get(t, 1) for t in chosen if t != "/tf_static"}
+        wanted = {t: (min_subscribers or {}).get(t, 1) for t in chosen if t != TF_STATIC}
         deadline = time.monotonic() + wait_for_subscribers
         while time.monotonic() < deadline and not (
                 all(publishers[t].get_subscription_count() >= n for t, n in wanted.items())

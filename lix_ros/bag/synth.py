@@ -27,14 +27,16 @@ from lix_ros.bag.io import (
     make_pointcloud,
     make_static_tf,
 )
+from lix_ros.constants import LIDAR_BEAMS, RENDER_SIZE, TF_STATIC
 from lix_ros.data.synthetic import LidarConfig, drive
 
 CAMERA_FRAME, LIDAR_FRAME = "camera_optical_frame", "lidar"
 START_NS = 1_700_000_000 * 1_000_000_000  # a fixed epoch so the same seed gives the same bag
 
 
-def write_synthetic_bag(path: str | Path, seed: int, frames: int, rate_hz: float = 10.0, width: int = 320,
-                        height: int = 160, storage: str = "mcap", beams: int = 32, quiet: bool = False) -> dict:
+def write_synthetic_bag(path: str | Path, seed: int, frames: int, rate_hz: float = 10.0, width: int = RENDER_SIZE[1],
+                        height: int = RENDER_SIZE[0], storage: str = "mcap", beams: int = LIDAR_BEAMS,
+                        quiet: bool = False) -> dict:
     if frames < 1 or rate_hz <= 0:
         raise ValueError("frames must be >= 1 and rate > 0")
     lidar = LidarConfig(beams=beams)
@@ -44,7 +46,7 @@ def write_synthetic_bag(path: str | Path, seed: int, frames: int, rate_hz: float
                                        total=frames, desc="synth bag", unit="frame", disable=quiet)):
             stamp = START_NS + round(frame.stamp * 1e9)
             if i == 0:
-                bag.write("/tf_static", make_static_tf(stamp, CAMERA_FRAME, LIDAR_FRAME, frame.T_cam_from_lidar), stamp)
+                bag.write(TF_STATIC, make_static_tf(stamp, CAMERA_FRAME, LIDAR_FRAME, frame.T_cam_from_lidar), stamp)
             messages = {
                 CAMERA: make_image(stamp, CAMERA_FRAME, frame.rgb, "rgb8"),
                 CAMERA_INFO: make_camera_info(stamp, CAMERA_FRAME, frame.K, height, width),

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from lix_ros.cli.common import CliError, friendly_errors
+from lix_ros.constants import LIDAR_BEAMS
 from lix_ros.data.cityscapes import CityscapesDataset, export_frames
 from lix_ros.data.io import write_image
 from lix_ros.data.kitti import KittiSemanticDataset
@@ -42,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     preview.add_argument("--offset", type=int, default=0, help="first seed's offset in the family's range")
     preview.add_argument("--width", type=int, default=512)
     preview.add_argument("--height", type=int, default=256)
-    preview.add_argument("--beams", type=int, default=32, help="LiDAR beams")
+    preview.add_argument("--beams", type=int, default=LIDAR_BEAMS, help="LiDAR beams")
     source = preview.add_mutually_exclusive_group()
     source.add_argument("--cityscapes", type=Path, help="preview a Cityscapes-layout folder instead")
     source.add_argument("--kitti", type=Path, help="preview a KITTI semantic folder instead")
@@ -54,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--offset", type=int, default=0)
     export.add_argument("--width", type=int, default=512)
     export.add_argument("--height", type=int, default=256)
-    export.add_argument("--beams", type=int, default=32)
+    export.add_argument("--beams", type=int, default=LIDAR_BEAMS)
     return parser
 
 

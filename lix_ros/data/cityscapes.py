@@ -10,6 +10,8 @@ Layout (per split and city):
 
 from __future__ import annotations
 
+from lix_ros.constants import STEREO_BASELINE_M
+
 import json
 from collections.abc import Iterable
 from pathlib import Path
@@ -121,7 +123,7 @@ def quantize_disparity(disparity: np.ndarray) -> np.ndarray:
 
 
 def export_frames(frames: Iterable[Frame], root: str | Path, split: str, city: str | None = None,
-                  baseline: float = 0.22) -> list[Path]:
+                  baseline: float = STEREO_BASELINE_M) -> list[Path]:
     """Write synthetic frames in the Cityscapes layout (plus lidarDepth); returns the image paths."""
     root = Path(root)
     written = []

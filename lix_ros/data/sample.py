@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from lix_ros.constants import STEREO_BASELINE_M
 from lix_ros.geometry import depth_to_disparity, normals_from_depth
 
 
@@ -15,7 +16,7 @@ class DataError(Exception):
 
 # Teacher "X" inputs and their channel counts.
 MODALITY_CHANNELS: dict[str, int] = {"depth": 1, "disparity": 1, "normals": 3, "lidar": 2}
-DEFAULT_BASELINE_M = 0.22  # stereo baseline used to turn depth into disparity when a data set has none
+DEFAULT_BASELINE_M = STEREO_BASELINE_M  # used to turn depth into disparity when a data set has none
 _MAX_INVERSE_DEPTH = 2.0  # 1/m: anything nearer than 0.5 m saturates
 _DISPARITY_SCALE = 1.0 / 64.0  # px -> network units
 

@@ -19,6 +19,8 @@ weather (denser fog, dusk light) and layout (wider roads, more traffic, other ca
 
 from __future__ import annotations
 
+from lix_ros.constants import LIDAR_BEAMS
+
 import math
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
@@ -129,7 +131,7 @@ def split_seeds(split: str, count: int, offset: int = 0) -> list[int]:
 class LidarConfig:
     """A spinning LiDAR restricted to the camera's side (points outside the camera view are still kept)."""
 
-    beams: int = 32
+    beams: int = LIDAR_BEAMS
     elevation_deg: tuple[float, float] = (-16.0, 8.0)
     azimuth_step_deg: float = 0.25
     azimuth_fov_deg: float = 110.0

@@ -21,6 +21,7 @@ from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from std_msgs.msg import Float32MultiArray, MultiArrayDimension
 
 from lix_ros.bag.hard_frames import HardFrameRecorder
+from lix_ros.constants import DIAGNOSTICS
 from lix_ros.data.classes import IGNORE_ID, NUM_CLASSES
 from lix_ros.metrics import confusion_matrix, empty_confusion, scores_from_confusion
 from lix_ros.nodes.common import OUTPUT_QOS, diagnostic_array, input_qos
@@ -54,7 +55,7 @@ class CompareNode(Node):
         self.create_subscription(Image, "lix/semantic", lambda m: self._add(0, m), OUTPUT_QOS)
         self.create_subscription(Image, "lix/teacher/semantic", lambda m: self._add(1, m), OUTPUT_QOS)
         self.agreement_pub = self.create_publisher(Float32MultiArray, "lix/ab/agreement", OUTPUT_QOS)
-        self.diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.diagnostics_pub = self.create_publisher(DiagnosticArray, DIAGNOSTICS, 10)
         self.total_confusion = empty_confusion(NUM_CLASSES)
         self.agree_pixels = 0
         self.valid_pixels = 0

@@ -17,6 +17,7 @@ from rclpy.node import Node
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Float32, String
 
+from lix_ros.constants import DIAGNOSTICS
 from lix_ros.data.classes import palette
 from lix_ros.frame_slot import LatestFrameSlot
 from lix_ros.image_codec import ImageError, decode_color, decode_compressed
@@ -53,7 +54,7 @@ class SegmentationNode(Node):
         self.color_pub = self.create_publisher(Image, "lix/semantic_color", OUTPUT_QOS)
         self.confidence_pub = self.create_publisher(Image, "lix/confidence", OUTPUT_QOS)
         self.time_pub = self.create_publisher(Float32, "lix/processing_time", OUTPUT_QOS)
-        self.diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.diagnostics_pub = self.create_publisher(DiagnosticArray, DIAGNOSTICS, 10)
         self.create_publisher(String, "lix/class_table", LATCHED_QOS).publish(
             class_table_msg(self.segmenter.class_names))
 

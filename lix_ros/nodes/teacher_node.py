@@ -19,6 +19,7 @@ from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from std_msgs.msg import Float32
 
 from lix_ros.checkpoint import CheckpointError
+from lix_ros.constants import DIAGNOSTICS
 from lix_ros.frame_slot import LatestFrameSlot
 from lix_ros.image_codec import ImageError, decode_color, decode_depth
 from lix_ros.inference import Segmenter
@@ -58,7 +59,7 @@ class TeacherNode(Node):
         self.create_subscription(CameraInfo, "camera_info", lambda m: self._add(2, m), qos)
         self.semantic_pub = self.create_publisher(Image, "lix/teacher/semantic", OUTPUT_QOS)
         self.time_pub = self.create_publisher(Float32, "lix/teacher/processing_time", OUTPUT_QOS)
-        self.diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.diagnostics_pub = self.create_publisher(DiagnosticArray, DIAGNOSTICS, 10)
         self.slot = LatestFrameSlot()
         self.counters = InferenceCounters()
         self.invalid_depth_pixels = 0
