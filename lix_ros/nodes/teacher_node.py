@@ -13,28 +13,23 @@ import sys
 import threading
 
 import numpy as np
-from diagnostic_msgs.msg import DiagnosticArray
-from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
-from std_msgs.msg import Float32
 
 from lix_ros.checkpoint import CheckpointError
-from lix_ros.constants import DIAGNOSTICS
-from lix_ros.frame_slot import LatestFrameSlot
 from lix_ros.image_codec import ImageError, decode_color, decode_depth
 from lix_ros.inference import Segmenter
-from lix_ros.nodes.common import OUTPUT_QOS, diagnostic_array, input_qos, mono8_msg, stamp_seconds
-from lix_ros.nodes.params import TEACHER, declare
+from lix_ros.nodes.common import input_qos, stamp_seconds
+from lix_ros.nodes.inference_node import InferenceNode
+from lix_ros.nodes.params import TEACHER
 from lix_ros.nodes_defaults import default_checkpoint
 from lix_ros.pairing import ApproximateTimePairer
-from lix_ros.pointcloud import PointCloudError, cloud_to_sparse_depth
-from lix_ros.stats import InferenceCounters
+from lix_ros.pointcloud import cloud_to_sparse_depth
 
 
-class TeacherNode(Node):
+class TeacherNode(InferenceNode):
     def __init__(self, **kwargs):
-        super().__init__("teacher_node", **kwargs)
-        self.p = declare(self, TEACHER)
+        super().__init__("teacher_node", TEACHER, "lix/teacher/semantic", "lix/teacher/processing_time", **kwargs)
+        self.invalid_depth_pixels = 0
         checkpoint = self.p["checkpoint"] or default_checkpoint("teacher")
         self.source = self.p["geometry_source"]
         modality = _checkpoint_modality(checkpoint)
@@ -57,16 +52,7 @@ class TeacherNode(Node):
         else:
             self.create_subscription(PointCloud2, "points", lambda m: self._add(1, m), qos)
         self.create_subscription(CameraInfo, "camera_info", lambda m: self._add(2, m), qos)
-        self.semantic_pub = self.create_publisher(Image, "lix/teacher/semantic", OUTPUT_QOS)
-        self.time_pub = self.create_publisher(Float32, "lix/teacher/processing_time", OUTPUT_QOS)
-        self.diagnostics_pub = self.create_publisher(DiagnosticArray, DIAGNOSTICS, 10)
-        self.slot = LatestFrameSlot()
-        self.counters = InferenceCounters()
-        self.invalid_depth_pixels = 0
-        self._running = True
-        self.worker = threading.Thread(target=self._work, name="lix_teacher_worker", daemon=True)
-        self.worker.start()
-        self.create_timer(self.p["diagnostics_period"], self.publish_diagnostics)
+        self.start_worker()
         self.get_logger().info(f"teacher {checkpoint} ({'+'.join(self.segmenter.checkpoint['modalities'])}) "
                                f"pairing image + {self.source} + camera_info")
 
@@ -76,10 +62,6 @@ class TeacherNode(Node):
 
     def _paired(self, image, geometry, info) -> None:
         self.slot.put((image, geometry, info))
-
-    def _reject(self, error: Exception) -> None:
-        self.counters.reject(error)
-        self.get_logger().warning(f"rejected frame: {error}", throttle_duration_sec=self.p["warn_throttle"])
 
     def _inputs(self, image, geometry, info):
         rgb = decode_color(image.encoding, image.height, image.width, image.step, image.data, image.is_bigendian)
@@ -102,38 +84,14 @@ class TeacherNode(Node):
             return rgb, depth, None, K
         return rgb, None, cloud_to_sparse_depth(geometry, self.T_cam_from_lidar, K, rgb.shape[:2]), K
 
-    def _work(self) -> None:
-        while self._running:
-            item = self.slot.take(timeout=0.1)
-            if item is None:
-                continue
-            image, geometry, info = item
-            try:
-                rgb, depth, lidar, K = self._inputs(image, geometry, info)
-                prediction = self.segmenter.predict(rgb, depth=depth, lidar_depth=lidar, K=K)
-            except (ImageError, PointCloudError) as error:
-                self._reject(error)
-                continue
-            except Exception as error:  # keep serving
-                self._reject(RuntimeError(f"inference failed: {error}"))
-                continue
-            self.semantic_pub.publish(mono8_msg(image.header, prediction.ids))
-            now = self.get_clock().now().nanoseconds * 1e-9
-            self.counters.record(prediction.seconds, now - stamp_seconds(image.header.stamp))
-            self.time_pub.publish(Float32(data=float(prediction.seconds * 1000)))
+    def infer(self, item):
+        image, geometry, info = item
+        rgb, depth, lidar, K = self._inputs(image, geometry, info)
+        return image.header, self.segmenter.predict(rgb, depth=depth, lidar_depth=lidar, K=K), None
 
-    def publish_diagnostics(self) -> None:
-        ok, message, values = self.counters.report()
-        values = {"frames_paired": self.pairer.matched, "unpaired_dropped": self.pairer.dropped,
-                  "frames_dropped_stale": self.slot.dropped, "invalid_depth_pixels": self.invalid_depth_pixels,
-                  **values}
-        self.diagnostics_pub.publish(diagnostic_array(self, "teacher_node", ok, message, values))
-
-    def destroy_node(self) -> None:
-        self._running = False
-        self.slot.close()
-        self.worker.join(timeout=2)
-        super().destroy_node()
+    def diagnostics_values(self) -> dict:
+        return {"frames_paired": self.pairer.matched, "unpaired_dropped": self.pairer.dropped,
+                "invalid_depth_pixels": self.invalid_depth_pixels}
 
 
 def _checkpoint_modality(checkpoint: str) -> str:

@@ -1,0 +1,97 @@
+"""The part the student and teacher nodes share: a worker thread that takes the newest input from a slot
+that drops stale ones (the node callbacks only store), runs the model, publishes the mask with the input's
+header and its processing time, counts rejects and reports them on /diagnostics, and stops cleanly."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.node import Node
+from sensor_msgs.msg import Image
+from std_msgs.msg import Float32
+
+from lix_ros.constants import DIAGNOSTICS
+from lix_ros.frame_slot import LatestFrameSlot
+from lix_ros.image_codec import ImageError
+from lix_ros.inference import Prediction
+from lix_ros.nodes.common import OUTPUT_QOS, diagnostic_array, mono8_msg, stamp_seconds
+from lix_ros.nodes.params import declare
+from lix_ros.pointcloud import PointCloudError
+from lix_ros.stats import InferenceCounters
+
+# Bad input of one frame: counted and warned about, and the next frame is served.
+INPUT_ERRORS = (ImageError, PointCloudError)
+
+
+class InferenceNode(Node):
+    def __init__(self, name: str, spec, mask_topic: str, time_topic: str, **kwargs):
+        super().__init__(name, **kwargs)
+        # Set before anything can fail, so destroy_node works after a start-up error.
+        self.slot = LatestFrameSlot()
+        self.counters = InferenceCounters()
+        self._running = False
+        self.worker: threading.Thread | None = None
+        self.p = declare(self, spec)
+        self.semantic_pub = self.create_publisher(Image, mask_topic, OUTPUT_QOS)
+        self.time_pub = self.create_publisher(Float32, time_topic, OUTPUT_QOS)
+        self.diagnostics_pub = self.create_publisher(DiagnosticArray, DIAGNOSTICS, 10)
+
+    # ------------------------------------------------------------------ what a node defines
+    def infer(self, item: Any) -> tuple[Any, Prediction, Any]:
+        """(header to copy, prediction, context for publish_extras) for one slot item; raise an
+        INPUT_ERRORS exception for bad input."""
+        raise NotImplementedError
+
+    def publish_extras(self, header, prediction: Prediction, context: Any) -> None:
+        """Optional outputs beside the mask."""
+
+    def diagnostics_values(self) -> dict:
+        """Node-specific counters, reported before the shared ones."""
+        return {}
+
+    # ------------------------------------------------------------------ shared
+    def start_worker(self) -> None:
+        """Start serving (call at the end of the node's __init__, once its publishers exist)."""
+        self._running = True
+        self.worker = threading.Thread(target=self._work, name=f"{self.get_name()}_worker", daemon=True)
+        self.worker.start()
+        self.create_timer(self.p["diagnostics_period"], self.publish_diagnostics)
+
+    def reject(self, error: Exception) -> None:
+        self.counters.reject(error)
+        self.get_logger().warning(f"rejected frame: {error}", throttle_duration_sec=self.p["warn_throttle"])
+
+    def _work(self) -> None:
+        while self._running:
+            item = self.slot.take(timeout=0.1)
+            if item is not None:
+                self._serve(item)
+
+    def _serve(self, item: Any) -> None:
+        try:
+            header, prediction, context = self.infer(item)
+        except INPUT_ERRORS as error:
+            self.reject(error)
+            return
+        except Exception as error:  # keep serving: a failed frame must not kill the node
+            self.reject(RuntimeError(f"inference failed: {error}"))
+            return
+        self.semantic_pub.publish(mono8_msg(header, prediction.ids))
+        self.publish_extras(header, prediction, context)
+        now = self.get_clock().now().nanoseconds * 1e-9
+        self.counters.record(prediction.seconds, now - stamp_seconds(header.stamp))
+        self.time_pub.publish(Float32(data=float(prediction.seconds * 1000)))
+
+    def publish_diagnostics(self) -> None:
+        ok, message, values = self.counters.report()
+        values = {**self.diagnostics_values(), "frames_dropped_stale": self.slot.dropped, **values}
+        self.diagnostics_pub.publish(diagnostic_array(self, self.get_name(), ok, message, values))
+
+    def destroy_node(self) -> None:
+        self._running = False
+        self.slot.close()
+        if self.worker is not None:
+            self.worker.join(timeout=2)
+        super().destroy_node()
