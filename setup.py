@@ -9,7 +9,11 @@ PACKAGE = "lix_ros"
 setup(
     name=PACKAGE,
     version="0.1.0",
-    packages=find_packages(include=["lix_ros", "lix_ros.*", "training", "training.*"]),
+    # The training harness lives in the training/ folder and installs under a scoped name (no top-level
+    # `training` module to collide with other projects).
+    packages=find_packages(include=["lix_ros", "lix_ros.*"])
+    + ["lix_training"] + [f"lix_training.{p}" for p in find_packages(where="training")],
+    package_dir={"lix_training": "training"},
     package_data={"lix_ros": ["checkpoints/*.pt"]},
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
@@ -28,10 +32,10 @@ setup(
     entry_points={
         "console_scripts": [
             "lix-data = lix_ros.cli.data:main",
-            "lix-train = training.cli:main",
-            "lix-eval = training.evaluate:main",
-            "lix-export = training.export:main",
-            "lix-bench-kd = training.bench_kd:main",
+            "lix-train = lix_training.cli:main",
+            "lix-eval = lix_training.evaluate:main",
+            "lix-export = lix_training.export:main",
+            "lix-bench-kd = lix_training.bench_kd:main",
             "lix-bringup = lix_ros.bringup:main",
             "lix-bag = lix_ros.bag.cli:main",
             "lix-demo = lix_ros.demo:main",

@@ -17,9 +17,9 @@ import torch.nn.functional as F
 
 from lix_ros.data.augment import Augment
 from lix_ros.models.registry import build_model
-from training.config import load_config
-from training.data import StepBatcher, load_samples
-from training.distill import build_distiller
+from lix_training.config import load_config
+from lix_training.data import StepBatcher, load_samples
+from lix_training.distill import build_distiller
 
 METHODS = {
     "student": [],

@@ -1,5 +1,6 @@
 """Check a colcon install tree of lix_ros: executables in lib/lix_ros, launch/config/package.xml in
-share/lix_ros, the ament index marker. Exit 1 naming every missing path.
+share/lix_ros, the ament index marker, the training harness as `lix_training` (never a top-level
+`training`). Exit 1 naming every missing path.
 
     python scripts/check_install_tree.py <install>/lix_ros
 """
@@ -31,6 +32,11 @@ def main() -> int:
         return 2
     prefix = Path(sys.argv[1])
     missing = [p for p in expected_paths() if not (prefix / p).exists()]
+    for site in prefix.glob("lib/python*/site-packages"):
+        if (site / "training").exists():
+            missing.append(f"no top-level 'training' package (found {site / 'training'})")
+        if not list(site.glob("*.egg-link")) and not (site / "lix_training" / "__init__.py").exists():
+            missing.append(f"{site.relative_to(prefix)}/lix_training")
     if missing:
         print(f"check_install_tree: {prefix} lacks {', '.join(missing)}", file=sys.stderr)
         return 1

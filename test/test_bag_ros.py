@@ -73,7 +73,7 @@ def test_hard_frames_train_a_student(demo, tmp_path):
     assert stats["pseudo_labelled"] >= 5 and stats["labelled_gt"] == 0  # no GT in a capture: teacher labels
     assert samples[0].depth is not None
     student = Path(__file__).resolve().parents[1] / "lix_ros" / "checkpoints" / "student_small.pt"
-    result = subprocess.run([sys.executable, "-m", "training.cli", "--set", "data.source=bag", "--set",
+    result = subprocess.run([sys.executable, "-m", "lix_training.cli", "--set", "data.source=bag", "--set",
                              f"data.root={hard}", "--set", "steps=3", "--set", "batch_size=2", "--set",
                              f"init_from={student}", "--set", "val_every=3", "--out", str(tmp_path / "ft"), "--quiet"],
                             capture_output=True, text=True, timeout=600)

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from training.bench_kd import paired_difference, plateau
+from lix_training.bench_kd import paired_difference, plateau
 
 # Search, ablations, the published MKAT and the no-teacher baseline (the other methods' mathematics and
 # gradients are in test_distill.py; their rows run the same code path).
@@ -18,7 +18,7 @@ ROWS = ["student", "lix", "lix_no_dwc", "lix_logit_only", "lix_feature_only", "k
 
 
 def _bench(tmp_path, *extra, timeout=900):
-    return subprocess.run([sys.executable, "-m", "training.bench_kd", "--preset", "fast", "--cache-dir",
+    return subprocess.run([sys.executable, "-m", "lix_training.bench_kd", "--preset", "fast", "--cache-dir",
                            str(tmp_path / "cache"), "--out", str(tmp_path / "bench"), *extra],
                           capture_output=True, text=True, timeout=timeout)
 
@@ -80,14 +80,14 @@ def test_plateau_is_the_gain_over_the_last_fifth():
 
 
 def test_unknown_row_is_one_line(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "training.bench_kd", "--rows", "magic", "--out", str(tmp_path)],
+    result = subprocess.run([sys.executable, "-m", "lix_training.bench_kd", "--rows", "magic", "--out", str(tmp_path)],
                             capture_output=True, text=True)
     assert result.returncode == 2 and "unknown rows ['magic']" in result.stderr
 
 
 def test_a_run_made_with_other_settings_is_refused(tmp_path):
     from lix_ros.cli.common import CliError
-    from training.bench_kd import run_one
+    from lix_training.bench_kd import run_one
 
     run_dir = tmp_path / "runs" / "student" / "abc_seed0"
     run_dir.mkdir(parents=True)

@@ -7,12 +7,12 @@ import torch
 import torch.nn.functional as F
 
 from lix_ros.models import build_model
-from training.distill import REGISTRY, build_distiller
-from training.distill.base import NetInfo
-from training.distill.dkd import decoupled_terms
-from training.distill.kd import kd_per_pixel
-from training.distill.kernels import cka, nadaraya_watson
-from training.distill.lix_logit import dwc_weights
+from lix_training.distill import REGISTRY, build_distiller
+from lix_training.distill.base import NetInfo
+from lix_training.distill.dkd import decoupled_terms
+from lix_training.distill.kd import kd_per_pixel
+from lix_training.distill.kernels import cka, nadaraya_watson
+from lix_training.distill.lix_logit import dwc_weights
 
 torch.manual_seed(0)
 K = 6
@@ -264,7 +264,7 @@ def test_lix_feature_ignores_pixels_at_the_default_setting():
 
 
 def test_sample_pixels_takes_only_valid_positions_and_equal_counts():
-    from training.distill.base import sample_pixels
+    from lix_training.distill.base import sample_pixels
 
     feature = torch.arange(2 * 1 * 4 * 4, dtype=torch.float32).view(2, 1, 4, 4)
     mask = torch.zeros(2, 1, 4, 4)
@@ -323,7 +323,7 @@ def test_linear_cka_is_centered_and_matches_a_reference():
 
 
 def test_median_bandwidth_rule():
-    from training.distill.kernels import laplace_weights, median_bandwidth
+    from lix_training.distill.kernels import laplace_weights, median_bandwidth
 
     d = torch.tensor([[0.0, 1, 2], [1, 0, 3], [2, 3, 0]])
     assert float(median_bandwidth(d)) == 2.0  # off-diagonal values 1,1,2,2,3,3 (lower median); not 1 with zeros
@@ -338,7 +338,7 @@ def test_median_bandwidth_rule():
 
 
 def test_logit_distillation_runs_at_stride_four_with_nearest_labels():
-    from training.distill.base import logit_maps
+    from lix_training.distill.base import logit_maps
 
     coarse_s, coarse_t = torch.randn(1, K, 4, 8), torch.randn(1, K, 4, 8)
     label = torch.randint(0, K, (1, 16, 32))
@@ -361,7 +361,7 @@ def valid_rows_for_test(logits, label):
 
 # ------------------------------------------------------------------ MKAT pieces against hand-computed values
 def test_mkat_forms_by_hand():
-    from training.distill import mkat
+    from lix_training.distill import mkat
 
     f = torch.tensor([[3.0, 0.0], [4.0, 1.0]]).view(1, 1, 2, 2)  # one channel, 2 x 2
     # AF: each channel divided by its spatial L2 norm (sqrt(9 + 16 + 1) = sqrt(26)).
@@ -390,7 +390,7 @@ def test_mkat_forms_by_hand():
 
 
 def test_mkat_mutual_calibration_by_hand():
-    from training.distill import mkat
+    from lix_training.distill import mkat
 
     label = torch.tensor([[[0, 0, 0, 0, 255]]])  # 1 x 1 x 5
     student = torch.zeros(1, K, 1, 5)
@@ -411,7 +411,7 @@ def test_mkat_mutual_calibration_by_hand():
 
 
 def test_mkat_transfer_is_l1_of_aggregated_codes_and_aux_trains_on_teacher_knowledge():
-    from training.distill import mkat
+    from lix_training.distill import mkat
 
     student = build_model({"kind": "student", "preset": "tiny"})
     teacher = build_model({"kind": "teacher", "preset": "tiny", "modality": "depth"})

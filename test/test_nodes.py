@@ -193,7 +193,7 @@ def lidar_teacher(tmp_path_factory):
     """A tiny LiDAR teacher trained here (the packaged default teacher uses depth)."""
     out = tmp_path_factory.mktemp("lidar_teacher")
     cache = tmp_path_factory.mktemp("cache")
-    result = subprocess.run([sys.executable, "-m", "training.cli", "--set", "model.kind=teacher", "--set",
+    result = subprocess.run([sys.executable, "-m", "lix_training.cli", "--set", "model.kind=teacher", "--set",
                              "model.preset=tiny", "--set", "model.modality=lidar", "--set", "steps=2", "--set",
                              f"data.cache_dir={cache}", "--set", "data.train_count=4", "--set", "data.val_count=2",
                              "--set", "data.render_size=[160, 320]", "--out", str(out), "--quiet"],

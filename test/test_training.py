@@ -22,7 +22,7 @@ def tiny_args(cache, out, *extra):
 
 
 def train(cache, out, *extra, env=None):
-    return subprocess.run([sys.executable, "-m", "training.cli", *tiny_args(cache, out, *extra)],
+    return subprocess.run([sys.executable, "-m", "lix_training.cli", *tiny_args(cache, out, *extra)],
                           capture_output=True, text=True, env=env)
 
 
@@ -44,7 +44,7 @@ def test_killed_and_resumed_run_equals_unbroken_run(cache, tmp_path):
     assert unbroken.returncode == 0, unbroken.stderr
 
     broken_dir = tmp_path / "broken"
-    process = subprocess.Popen([sys.executable, "-m", "training.cli", *tiny_args(cache, broken_dir, *steps)],
+    process = subprocess.Popen([sys.executable, "-m", "lix_training.cli", *tiny_args(cache, broken_dir, *steps)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     while not (broken_dir / "last.pt").exists() and time.monotonic() < deadline:
@@ -78,7 +78,7 @@ def test_two_process_ddp_matches_one_process_with_same_global_batch(cache, tmp_p
     env = dict(os.environ, OMP_NUM_THREADS="1")
     ddp = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
-         f"--master_port={free_port()}", "-m", "training.cli", *tiny_args(cache, tmp_path / "ddp", *common)],
+         f"--master_port={free_port()}", "-m", "lix_training.cli", *tiny_args(cache, tmp_path / "ddp", *common)],
         capture_output=True, text=True, env=env, timeout=300)
     assert ddp.returncode == 0, ddp.stderr[-3000:]
     meta = torch.load(tmp_path / "ddp" / "final.pt", weights_only=True)["training"]
@@ -93,7 +93,7 @@ def test_eval_and_export_commands(cache, tmp_path):
     assert train(cache, tmp_path / "run", "--set", "steps=3").returncode == 0
     checkpoint = tmp_path / "run" / "final.pt"
     data = ["--set", f"data.cache_dir={cache}", "--set", "data.render_size=[64, 128]", "--set", "data.val_count=4"]
-    result = subprocess.run([sys.executable, "-m", "training.evaluate", str(checkpoint), "--split", "val", *data,
+    result = subprocess.run([sys.executable, "-m", "lix_training.evaluate", str(checkpoint), "--split", "val", *data,
                              "--out", str(tmp_path / "eval")], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
@@ -101,28 +101,28 @@ def test_eval_and_export_commands(cache, tmp_path):
     assert sum(map(sum, metrics["confusion"])) == sum(metrics["support"].values()) > 0
     assert (tmp_path / "eval" / "metrics.md").read_text().count("|") > 10
     assert (tmp_path / "eval" / "confusion_run.png").exists()
-    result = subprocess.run([sys.executable, "-m", "training.export", str(checkpoint), "--out",
+    result = subprocess.run([sys.executable, "-m", "lix_training.export", str(checkpoint), "--out",
                              str(tmp_path / "m.onnx")], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert float(result.stdout.rsplit("=", 1)[1]) <= 1e-4
 
 
 def test_bad_inputs_give_one_line(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "training.cli", "--config", str(tmp_path / "nope.yaml")],
+    result = subprocess.run([sys.executable, "-m", "lix_training.cli", "--config", str(tmp_path / "nope.yaml")],
                             capture_output=True, text=True)
     assert result.returncode == 2 and result.stderr.strip().startswith("lix-train: error: config file not found")
-    result = subprocess.run([sys.executable, "-m", "training.cli", "--set", "colour=red"], capture_output=True,
+    result = subprocess.run([sys.executable, "-m", "lix_training.cli", "--set", "colour=red"], capture_output=True,
                             text=True)
     assert result.returncode == 2 and "unknown key" in result.stderr and "Traceback" not in result.stderr
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"garbage")
-    result = subprocess.run([sys.executable, "-m", "training.evaluate", str(bad)], capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "-m", "lix_training.evaluate", str(bad)], capture_output=True, text=True)
     assert result.returncode == 2 and "not a readable checkpoint" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
 
 
 def test_config_inherits_from_its_base(tmp_path):
-    from training.config import ConfigError, load_config
+    from lix_training.config import ConfigError, load_config
 
     (tmp_path / "a.yaml").write_text("steps: 10\ndata: {train_count: 5, val_count: 3}\nmodel: {kind: student}\n")
     (tmp_path / "b.yaml").write_text("base: a.yaml\nsteps: 20\ndata: {val_count: 4}\n")

@@ -35,8 +35,8 @@ import yaml
 
 from lix_ros.cli.common import CliError, friendly_errors
 from lix_ros.constants import DATA_CACHE_DIR
-from training.config import load_config
-from training.evaluate import evaluate_checkpoint
+from lix_training.config import load_config
+from lix_training.evaluate import evaluate_checkpoint
 
 
 def default_config() -> Path:
@@ -99,7 +99,7 @@ def describe(variant: dict) -> str:
 
 # ---------------------------------------------------------------------------------------------- one run
 def _train(out_dir: Path, overrides: list[str], log: Path) -> None:
-    command = [sys.executable, "-m", "training.cli", "--quiet", "--out", str(out_dir), "--set", "threads=1"]
+    command = [sys.executable, "-m", "lix_training.cli", "--quiet", "--out", str(out_dir), "--set", "threads=1"]
     for item in overrides:
         command += ["--set", item]
     if (out_dir / "last.pt").exists():
@@ -430,7 +430,7 @@ def main(argv: list[str] | None = None) -> int:
     teacher_scores = {split: evaluate_checkpoint(teacher, data_cfg, split)["miou"] for split in EVAL_SPLITS}
     print("teacher " + "  ".join(f"{s} {_pct(v)}" for s, v in teacher_scores.items()), flush=True)
     if not args.report_only:  # render the data once before parallel runs share the cache
-        from training.data import load_samples
+        from lix_training.data import load_samples
 
         for split in ("train", *EVAL_SPLITS):
             load_samples(data_cfg, split, quiet=True)

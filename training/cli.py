@@ -8,7 +8,7 @@ import sys
 
 from lix_ros.checkpoint import CheckpointError
 from lix_ros.cli.common import friendly_errors
-from training.config import load_config
+from lix_training.config import load_config
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     overrides = list(args.set) + ([f"out_dir={args.out}"] if args.out else [])
     config = load_config(args.config, overrides)
-    from training.trainer import Trainer
+    from lix_training.trainer import Trainer
 
     try:
         trainer = Trainer(config, resume=args.resume, quiet=args.quiet)

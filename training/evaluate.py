@@ -17,9 +17,9 @@ import torch
 from lix_ros.checkpoint import CheckpointError, geometry_modality, load_model
 from lix_ros.cli.common import friendly_errors
 from lix_ros.metrics import scores_from_confusion
-from training.config import DEFAULTS, load_config
-from training.data import load_samples
-from training.trainer import evaluate
+from lix_training.config import DEFAULTS, load_config
+from lix_training.data import load_samples
+from lix_training.trainer import evaluate
 
 
 def markdown_table(name: str, scores: dict) -> str:

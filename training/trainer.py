@@ -20,7 +20,7 @@ from lix_ros.data.augment import Augment
 from lix_ros.data.classes import CLASS_NAMES, IGNORE_ID
 from lix_ros.metrics import confusion_matrix, empty_confusion, scores_from_confusion
 from lix_ros.models.registry import ModelConfig, build_model
-from training.data import StepBatcher, load_samples, to_tensors
+from lix_training.data import StepBatcher, load_samples, to_tensors
 
 
 def _distributed() -> tuple[int, int]:
@@ -95,7 +95,7 @@ class Trainer:
         self.teacher = None
         teacher_modality = None
         if config.get("distill"):
-            from training.distill import build_distiller
+            from lix_training.distill import build_distiller
 
             self.teacher, teacher_ckpt = load_model(config["distill"]["teacher"], expect_classes=CLASS_NAMES)
             self.teacher.to(self.device).eval().requires_grad_(False)
@@ -104,7 +104,7 @@ class Trainer:
         self.teacher_modality = teacher_modality
         self.aux_depth = None
         if config.get("aux_depth"):
-            from training.aux_depth import AuxDepthHead
+            from lix_training.aux_depth import AuxDepthHead
 
             if self.model_config.kind != "student":
                 raise ValueError("aux_depth is a baseline for the RGB student (model.kind: student)")

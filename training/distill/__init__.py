@@ -12,8 +12,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from training.distill import at, cwd, dkd, kd, lix_feature, lix_logit, mkat, pfs  # noqa: F401 - registration
-from training.distill.base import REGISTRY, Distiller, NetInfo
+from lix_training.distill import at, cwd, dkd, kd, lix_feature, lix_logit, mkat, pfs  # noqa: F401 - registration
+from lix_training.distill.base import REGISTRY, Distiller, NetInfo
 
 
 class DistillerSet(nn.Module):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from training.distill.base import Distiller, register, resize_like
+from lix_training.distill.base import Distiller, register, resize_like
 
 
 def attention_map(feature: torch.Tensor, p: float = 2.0) -> torch.Tensor:

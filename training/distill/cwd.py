@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from lix_ros.data.classes import IGNORE_ID
-from training.distill.base import Distiller, logit_maps, register
+from lix_training.distill.base import Distiller, logit_maps, register
 
 
 @register

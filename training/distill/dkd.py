@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from training.distill.base import Distiller, logit_maps, register, valid_rows
+from lix_training.distill.base import Distiller, logit_maps, register, valid_rows
 
 _MASK = 1000.0  # logit offset that removes the target class from the non-target softmax (as mdistiller)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from training.distill.base import Distiller, logit_maps, register, valid_rows
+from lix_training.distill.base import Distiller, logit_maps, register, valid_rows
 
 
 def kd_per_pixel(student_rows: torch.Tensor, teacher_rows: torch.Tensor, temperature: float) -> torch.Tensor:

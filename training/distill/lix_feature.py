@@ -27,8 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from training.distill.base import Distiller, adapter, register, sample_pixels, valid_mask
-from training.distill.kernels import cka, laplace_weights
+from lix_training.distill.base import Distiller, adapter, register, sample_pixels, valid_mask
+from lix_training.distill.kernels import cka, laplace_weights
 
 
 @register

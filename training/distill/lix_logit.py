@@ -30,8 +30,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from training.distill.base import register
-from training.distill.dkd import DKD
+from lix_training.distill.base import register
+from lix_training.distill.dkd import DKD
 
 
 def dwc_weights(student_rows: torch.Tensor, teacher_rows: torch.Tensor, target: torch.Tensor, temperature: float,

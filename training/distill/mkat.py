@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lix_ros.data.classes import IGNORE_ID
-from training.distill.base import Distiller, logit_maps, register
+from lix_training.distill.base import Distiller, logit_maps, register
 
 FORMS = ("at", "af", "cm", "sa", "ca", "gm")
 TEMPERATURE = 6.0

@@ -13,8 +13,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from training.distill.base import Distiller, logit_maps, register, valid_rows
-from training.distill.kd import kd_per_pixel
+from lix_training.distill.base import Distiller, logit_maps, register, valid_rows
+from lix_training.distill.kd import kd_per_pixel
 
 
 def similarity_map(embedding: torch.Tensor, pool: tuple[int, int]) -> torch.Tensor:
