@@ -36,7 +36,7 @@ from std_msgs.msg import Float32  # noqa: E402
 
 from lix_ros.constants import TEST_FAMILY_SEED  # noqa: E402
 from lix_ros.data.synthetic import render_frame  # noqa: E402
-from lix_ros.inference import Segmenter  # noqa: E402
+from lix_ros.inference import Segmenter, set_torch_threads  # noqa: E402
 from lix_ros.nodes_defaults import default_checkpoint  # noqa: E402
 
 SIZES = {"640x480": (480, 640), "1280x720": (720, 1280)}
@@ -68,8 +68,9 @@ def main() -> None:
 
     frame = render_frame(TEST_FAMILY_SEED, 640, 320)
     inputs = {name: cv2.resize(frame.rgb, (w, h)) for name, (h, w) in SIZES.items()}
-    student = Segmenter(default_checkpoint("student"), threads=args.threads)
-    teacher = Segmenter(default_checkpoint("teacher"), expect_modality="depth", threads=args.threads)
+    set_torch_threads([args.threads])
+    student = Segmenter(default_checkpoint("student"))
+    teacher = Segmenter(default_checkpoint("teacher"), expect_modality="depth")
     print(f"model input {student.input_size}, torch threads {__import__('torch').get_num_threads()}")
     model_ms = {name: model_only(student, rgb, args.frames) for name, rgb in inputs.items()}
     depth = cv2.resize(frame.depth, (640, 480), interpolation=cv2.INTER_NEAREST)

@@ -30,16 +30,23 @@ class Prediction:
     seconds: float  # model time (preprocess + forward + postprocess)
 
 
+def set_torch_threads(requested: list[int]) -> int:
+    """Torch's intra-op thread count is one per process: set it once, to the largest of the nodes'
+    `threads` parameters (0 = torch's default). Returns the count in effect."""
+    wanted = max([t for t in requested if t > 0], default=0)
+    if wanted:
+        torch.set_num_threads(wanted)
+    return torch.get_num_threads()
+
+
 class Segmenter:
     def __init__(self, checkpoint: str, device: str = "cpu", input_size: tuple[int, int] | None = None,
-                 resize_policy: str = "stretch", expect_modality: str | None = None, threads: int = 0,
+                 resize_policy: str = "stretch", expect_modality: str | None = None,
                  warmup: bool = True):
         if resize_policy not in RESIZE_POLICIES:
             raise ValueError(f"resize_policy must be one of {RESIZE_POLICIES}, got {resize_policy!r}")
         if device.startswith("cuda") and not torch.cuda.is_available():
             raise ValueError(f"device {device!r} requested but CUDA is not available")
-        if threads:
-            torch.set_num_threads(threads)
         expected = ["rgb"] if expect_modality is None else ["rgb", expect_modality]
         model, ckpt = load_model(checkpoint, expect_classes=CLASS_NAMES)
         if ckpt["modalities"] != expected:

@@ -59,7 +59,7 @@ def readme_tables() -> str:
 def main() -> None:
     (REPO / "config" / "segmentation.yaml").write_text(params_yaml())
     readme = (REPO / "README.md").read_text()
-    pattern = re.compile(r"### Launch arguments\n.*?(?=\n## )", re.S)
+    pattern = re.compile(r"### Launch arguments\n.*?(?=\n##+ (?!Parameters))", re.S)  # up to the next section
     if not pattern.search(readme):
         raise SystemExit("README has no '### Launch arguments' section to replace")
     (REPO / "README.md").write_text(pattern.sub(lambda _: readme_tables(), readme, count=1))

@@ -33,7 +33,7 @@ class Param:
 
 COMMON = [
     Param("device", "cpu", "Torch device for inference", choices=("cpu", "cuda")),
-    Param("threads", 0, "Torch intra-op threads (0 = torch default)", 0, 64),
+    Param("threads", 0, "Torch intra-op threads per process, the largest of its nodes' (0 = torch default)", 0, 64),
     Param("reliability", "best_effort", "QoS reliability of the image subscriptions (sensor data is best effort)",
           choices=("best_effort", "reliable")),
     Param("queue_depth", 1, "QoS history depth of the image subscriptions", 1, 100),

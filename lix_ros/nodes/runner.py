@@ -19,6 +19,9 @@ def run_nodes(factories: list, args: list[str] | None = None) -> int:
     try:
         for factory in factories:
             nodes.append(factory())
+        from lix_ros.inference import set_torch_threads
+
+        set_torch_threads([n.p["threads"] for n in nodes if "threads" in getattr(n, "p", {})])
         executor = MultiThreadedExecutor(num_threads=max(2, len(nodes) * 2))
         for node in nodes:
             executor.add_node(node)
