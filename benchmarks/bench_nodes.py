@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from lix_ros.dds import configure_dds_env
+from lix_ros.core.dds import configure_dds_env
 
 configure_dds_env()
 os.environ.setdefault("ROS_DOMAIN_ID", str(150 + os.getpid() % 50))
@@ -34,10 +34,10 @@ from ros_probe import Bringup, Probe, image  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 from std_msgs.msg import Float32  # noqa: E402
 
-from lix_ros.constants import TEST_FAMILY_SEED  # noqa: E402
+from lix_ros.core.constants import TEST_FAMILY_SEED  # noqa: E402
+from lix_ros.core.default_checkpoints import default_checkpoint  # noqa: E402
+from lix_ros.core.inference import Segmenter, set_torch_threads  # noqa: E402
 from lix_ros.data.synthetic import render_frame  # noqa: E402
-from lix_ros.inference import Segmenter, set_torch_threads  # noqa: E402
-from lix_ros.nodes_defaults import default_checkpoint  # noqa: E402
 
 SIZES = {"640x480": (480, 640), "1280x720": (720, 1280)}
 

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from lix_ros.data.augment import Augment
-from lix_ros.models.registry import build_model
+from lix_ros.models.build import build_model
 from lix_training.config import load_config
 from lix_training.data import StepBatcher, load_samples
 from lix_training.distill import build_distiller

@@ -1,7 +1,7 @@
 """ros2 launch lix_ros segmentation.launch.py [image:=/camera/image_raw] [use_teacher:=true] [use_ab:=true] ...
 
 Starts segmentation_node (and optionally teacher_node and compare_node) with config/segmentation.yaml.
-The arguments are the same as `lix-bringup`'s options (lix_ros/bringup.py: LAUNCH_ARGUMENTS).
+The arguments are the same as `lix-bringup`'s options (lix_ros/cli/bringup.py: LAUNCH_ARGUMENTS).
 """
 
 import os
@@ -11,8 +11,8 @@ from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetEnvironment
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
-from lix_ros.bringup import LAUNCH_ARGUMENTS, _truthy, default_params_file
-from lix_ros.dds import profile_path
+from lix_ros.cli.bringup import LAUNCH_ARGUMENTS, _truthy, default_params_file
+from lix_ros.core.dds import profile_path
 
 
 def _nodes(context):

@@ -1,12 +1,12 @@
 """Regenerate config/segmentation.yaml and the README's launch-argument and parameter tables from
-lix_ros/nodes/params.py and lix_ros/bringup.py (test/test_params_agree.py checks they agree)."""
+lix_ros/nodes/params.py and lix_ros/cli/bringup.py (test/test_params_agree.py checks they agree)."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
-from lix_ros.bringup import LAUNCH_ARGUMENTS
+from lix_ros.cli.bringup import LAUNCH_ARGUMENTS
 from lix_ros.nodes.params import NODES
 
 REPO = Path(__file__).resolve().parents[1]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from lix_ros.dds import configure_dds_env
+from lix_ros.core.dds import configure_dds_env
 
 
 def pytest_configure(config):

@@ -25,7 +25,7 @@ pytestmark = [pytest.mark.ros, pytest.mark.slow]
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo") / "demo"
-    result = subprocess.run([sys.executable, "-m", "lix_ros.demo", "--out", str(out), "--frames", "20",
+    result = subprocess.run([sys.executable, "-m", "lix_ros.cli.demo", "--out", str(out), "--frames", "20",
                              "--threshold", "0.0"], capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return out, result.stdout
@@ -53,7 +53,7 @@ def test_demo_round_trips_a_synth_bag_through_the_nodes(demo):
 def test_demo_in_real_time_accounts_for_every_frame(tmp_path):
     """Real-time replay: the nodes may drop stale frames under load, but each one is processed or counted."""
     out = tmp_path / "demo"
-    result = subprocess.run([sys.executable, "-m", "lix_ros.demo", "--out", str(out), "--frames", "12",
+    result = subprocess.run([sys.executable, "-m", "lix_ros.cli.demo", "--out", str(out), "--frames", "12",
                              "--pace", "realtime"], capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     report = json.loads((out / "report" / "report.json").read_text())

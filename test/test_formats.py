@@ -6,13 +6,13 @@ import cv2
 import numpy as np
 import pytest
 
+from lix_ros.core.geometry import intrinsics_matrix, normals_from_depth
 from lix_ros.data.augment import Augment, crop_sample, flip_sample, resize_sample
 from lix_ros.data.cityscapes import CityscapesDataset, export_frames
 from lix_ros.data.classes import IGNORE_ID, label_id_to_train_id_lut
 from lix_ros.data.kitti import KittiSemanticDataset
 from lix_ros.data.sample import DataError, Sample, encode_modality, sample_modality
 from lix_ros.data.synthetic import LidarConfig, render_frame
-from lix_ros.geometry import intrinsics_matrix, normals_from_depth
 
 BASELINE = 0.22
 

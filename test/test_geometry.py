@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from lix_ros.geometry import (
+from lix_ros.core.geometry import (
     backproject,
     densify_sparse_depth,
     depth_to_disparity,

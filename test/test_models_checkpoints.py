@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 import torch
 
-from lix_ros.checkpoint import CheckpointError, atomic_save, load_model, make_checkpoint, read_checkpoint
+from lix_ros.core.checkpoint import CheckpointError, atomic_save, load_model, make_checkpoint, read_checkpoint
+from lix_ros.core.metrics import confusion_matrix, scores_from_confusion
 from lix_ros.data.classes import CLASS_NAMES
-from lix_ros.metrics import confusion_matrix, scores_from_confusion
 from lix_ros.models import ModelConfig, build_model
 
 

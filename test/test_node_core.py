@@ -6,10 +6,10 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from lix_ros.frame_slot import LatestFrameSlot
-from lix_ros.image_codec import ImageError, decode_color, decode_compressed, decode_depth, encode_mono8
-from lix_ros.pairing import ApproximateTimePairer, ExactTimePairer
-from lix_ros.pointcloud import PointCloudError, pack_xyzi, read_xyz
+from lix_ros.core.frame_slot import LatestFrameSlot
+from lix_ros.core.image_codec import ImageError, decode_color, decode_compressed, decode_depth, encode_mono8
+from lix_ros.core.pairing import ApproximateTimePairer, ExactTimePairer
+from lix_ros.core.pointcloud import PointCloudError, pack_xyzi, read_xyz
 
 
 def test_decode_color_encodings_and_padding():

@@ -17,8 +17,8 @@ from std_msgs.msg import Float32MultiArray, String  # noqa: E402
 sys.path.insert(0, str(Path(__file__).parent / "helpers"))
 from ros_probe import Bringup, Probe, camera_info, image, point_fields  # noqa: E402
 
+from lix_ros.core.default_checkpoints import default_checkpoint  # noqa: E402
 from lix_ros.data.synthetic import LidarConfig, render_frame  # noqa: E402
-from lix_ros.nodes_defaults import default_checkpoint  # noqa: E402
 
 pytestmark = pytest.mark.ros
 NS = "/t_nodes"
@@ -265,7 +265,7 @@ def test_bad_checkpoint_is_a_startup_error(tmp_path, problem):
             "teacher_as_student": Path(default_checkpoint("teacher"))}[problem]
     if problem == "corrupt":
         path.write_bytes(b"\x00" * 100)
-    result = subprocess.run([sys.executable, "-m", "lix_ros.bringup", "--checkpoint", str(path), "--namespace",
+    result = subprocess.run([sys.executable, "-m", "lix_ros.cli.bringup", "--checkpoint", str(path), "--namespace",
                              "/t_bad"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     assert {"missing": "not found", "corrupt": "not a readable checkpoint",

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lix_ros.bringup import LAUNCH_ARGUMENTS, build_parser
+from lix_ros.cli.bringup import LAUNCH_ARGUMENTS, build_parser
 from lix_ros.nodes.params import NODES
 
 REPO = Path(__file__).resolve().parents[1]

@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
+from lix_ros.core.geometry import backproject
 from lix_ros.data.classes import TRAIN_ID
 from lix_ros.data.synthetic import FAMILIES, LidarConfig, family_of, generate_scene, render, render_frame, split_seeds
-from lix_ros.geometry import backproject
 
 ROAD, SIDEWALK, SKY = TRAIN_ID["road"], TRAIN_ID["sidewalk"], TRAIN_ID["sky"]
 

@@ -34,14 +34,14 @@ from pathlib import Path
 import yaml
 
 from lix_ros.cli.common import CliError, friendly_errors
-from lix_ros.constants import DATA_CACHE_DIR
+from lix_ros.core.constants import DATA_CACHE_DIR
 from lix_training.config import load_config
 from lix_training.evaluate import evaluate_checkpoint
 
 
 def default_config() -> Path:
     """config/training/bench_kd.yaml of the source tree, the colcon share dir or the pip prefix."""
-    from lix_ros.dds import share_dir
+    from lix_ros.core.dds import share_dir
 
     return share_dir() / "config" / "training" / "bench_kd.yaml"
 

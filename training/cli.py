@@ -6,8 +6,8 @@ import argparse
 import json
 import sys
 
-from lix_ros.checkpoint import CheckpointError
 from lix_ros.cli.common import friendly_errors
+from lix_ros.core.checkpoint import CheckpointError
 from lix_training.config import load_config
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from lix_ros.constants import DATA_CACHE_DIR, LIDAR_BEAMS, RENDER_SIZE
+from lix_ros.core.constants import DATA_CACHE_DIR, LIDAR_BEAMS, RENDER_SIZE
 
 DEFAULTS: dict = {
     "seed": 0,

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lix_ros.checkpoint import RGB_MEAN, RGB_STD
+from lix_ros.core.checkpoint import RGB_MEAN, RGB_STD
 from lix_ros.data.augment import Augment
 from lix_ros.data.cityscapes import CityscapesDataset, export_frames
 from lix_ros.data.kitti import KittiSemanticDataset

@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lix_ros.checkpoint import CheckpointError, geometry_modality, load_model
 from lix_ros.cli.common import friendly_errors
-from lix_ros.metrics import scores_from_confusion
+from lix_ros.core.checkpoint import CheckpointError, geometry_modality, load_model
+from lix_ros.core.metrics import scores_from_confusion
 from lix_training.config import DEFAULTS, load_config
 from lix_training.data import load_samples
 from lix_training.trainer import evaluate

@@ -10,8 +10,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from lix_ros.checkpoint import CheckpointError, geometry_modality, load_model
 from lix_ros.cli.common import friendly_errors
+from lix_ros.core.checkpoint import CheckpointError, geometry_modality, load_model
 from lix_ros.data.sample import MODALITY_CHANNELS
 
 

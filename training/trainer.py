@@ -15,11 +15,11 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
-from lix_ros.checkpoint import atomic_save, geometry_modality, load_model, make_checkpoint
+from lix_ros.core.checkpoint import atomic_save, geometry_modality, load_model, make_checkpoint
+from lix_ros.core.metrics import confusion_matrix, empty_confusion, scores_from_confusion
 from lix_ros.data.augment import Augment
 from lix_ros.data.classes import CLASS_NAMES, IGNORE_ID
-from lix_ros.metrics import confusion_matrix, empty_confusion, scores_from_confusion
-from lix_ros.models.registry import ModelConfig, build_model
+from lix_ros.models.build import ModelConfig, build_model
 from lix_training.data import StepBatcher, load_samples, to_tensors
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from lix_ros.cli.common import CliError, friendly_errors
-from lix_ros.constants import CAMERA, GT, LIDAR_BEAMS, TEST_FAMILY_SEED
+from lix_ros.core.constants import CAMERA, GT, LIDAR_BEAMS, TEST_FAMILY_SEED
 
 
 def _floats16(text: str) -> np.ndarray:

@@ -11,10 +11,10 @@ from pathlib import Path
 
 from lix_ros.bag.frames import BagFrames, tf_static_extrinsic
 from lix_ros.bag.io import BagError, camera_matrix, image_depth, image_mono8, image_rgb
+from lix_ros.core.image_codec import ImageError
+from lix_ros.core.pointcloud import PointCloudError, cloud_to_sparse_depth
 from lix_ros.data.classes import sanitize_train_ids
 from lix_ros.data.sample import Sample
-from lix_ros.image_codec import ImageError
-from lix_ros.pointcloud import PointCloudError, cloud_to_sparse_depth
 
 
 def bag_samples(path: str | Path) -> tuple[list[Sample], dict]:

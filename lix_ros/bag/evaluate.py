@@ -26,12 +26,12 @@ from lix_ros.bag.io import (
     open_reader,
     topic_types,
 )
-from lix_ros.checkpoint import geometry_modality, read_checkpoint
-from lix_ros.constants import DIAGNOSTICS
+from lix_ros.core.checkpoint import geometry_modality, read_checkpoint
+from lix_ros.core.constants import DIAGNOSTICS
+from lix_ros.core.image_codec import ImageError
+from lix_ros.core.metrics import confusion_matrix, empty_confusion, scores_from_confusion
+from lix_ros.core.pointcloud import PointCloudError, cloud_to_sparse_depth
 from lix_ros.data.classes import CLASS_NAMES, NUM_CLASSES, colorize
-from lix_ros.image_codec import ImageError
-from lix_ros.metrics import confusion_matrix, empty_confusion, scores_from_confusion
-from lix_ros.pointcloud import PointCloudError, cloud_to_sparse_depth
 
 
 @dataclass
@@ -78,8 +78,8 @@ def disagreement_image(rgb: np.ndarray, student: np.ndarray, teacher: np.ndarray
 
 
 def evaluate_bag(path: str | Path, options: EvalOptions, topics: TopicMap | None = None) -> dict:
-    from lix_ros.inference import Segmenter
-    from lix_ros.nodes_defaults import default_checkpoint
+    from lix_ros.core.default_checkpoints import default_checkpoint
+    from lix_ros.core.inference import Segmenter
 
     topics = topics or TopicMap()
     frames = BagFrames(path, topics)

@@ -22,7 +22,7 @@ from lix_ros.bag.io import (
     stamp_ns,
     topic_types,
 )
-from lix_ros.constants import TF_STATIC
+from lix_ros.core.constants import TF_STATIC
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,9 @@ from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 
 # Topic names written by `lix-bag synth` and read by default by `lix-bag eval` (re-exported for the bag tools).
-from lix_ros.constants import CAMERA, CAMERA_INFO, DEPTH, GT, POINTS, STUDENT_OUT, TEACHER_OUT  # noqa: F401
+from lix_ros.core.constants import CAMERA, CAMERA_INFO, DEPTH, GT, POINTS, STUDENT_OUT, TEACHER_OUT  # noqa: F401
+from lix_ros.core.image_codec import ImageError, decode_color, decode_depth
 from lix_ros.data.sample import DataError
-from lix_ros.image_codec import ImageError, decode_color, decode_depth
 
 TYPESTORE = get_typestore(Stores.ROS2_KILTED)
 STORAGES = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}

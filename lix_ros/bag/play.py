@@ -16,8 +16,8 @@ import numpy as np
 
 from lix_ros.bag.hard_frames import cdr_header_stamp
 from lix_ros.bag.io import CAMERA, BagError, missing_topics_error, open_reader, topic_types
-from lix_ros.constants import TF_STATIC
-from lix_ros.dds import configure_dds_env
+from lix_ros.core.constants import TF_STATIC
+from lix_ros.core.dds import configure_dds_env
 
 
 def message_class(msgtype: str):

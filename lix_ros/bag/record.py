@@ -8,7 +8,7 @@ from pathlib import Path
 
 from lix_ros.bag.io import BagError, BagWriter
 from lix_ros.bag.play import message_class
-from lix_ros.dds import configure_dds_env
+from lix_ros.core.dds import configure_dds_env
 
 
 def record_topics(path: str | Path, topics: list[str], duration: float | None = None, storage: str = "mcap",

@@ -27,7 +27,7 @@ from lix_ros.bag.io import (
     make_pointcloud,
     make_static_tf,
 )
-from lix_ros.constants import LIDAR_BEAMS, RENDER_SIZE, TF_STATIC
+from lix_ros.core.constants import LIDAR_BEAMS, RENDER_SIZE, TF_STATIC
 from lix_ros.data.synthetic import LidarConfig, drive
 
 CAMERA_FRAME, LIDAR_FRAME = "camera_optical_frame", "lidar"

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from lix_ros.cli.common import CliError, friendly_errors
-from lix_ros.constants import LIDAR_BEAMS
+from lix_ros.core.constants import LIDAR_BEAMS
 from lix_ros.data.cityscapes import CityscapesDataset, export_frames
 from lix_ros.data.io import write_image
 from lix_ros.data.kitti import KittiSemanticDataset

@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from lix_ros.constants import STEREO_BASELINE_M
-from lix_ros.geometry import depth_to_disparity, normals_from_depth
+from lix_ros.core.constants import STEREO_BASELINE_M
+from lix_ros.core.geometry import depth_to_disparity, normals_from_depth
 
 
 class DataError(Exception):

@@ -19,7 +19,7 @@ weather (denser fog, dusk light) and layout (wider roads, more traffic, other ca
 
 from __future__ import annotations
 
-from lix_ros.constants import LIDAR_BEAMS
+from lix_ros.core.constants import LIDAR_BEAMS
 
 import math
 from dataclasses import dataclass, field, replace
@@ -29,7 +29,7 @@ import cv2
 import numpy as np
 
 from lix_ros.data.classes import TRAIN_ID
-from lix_ros.geometry import intrinsics_matrix, project_points_to_depth
+from lix_ros.core.geometry import intrinsics_matrix, project_points_to_depth
 
 SKY_FACE = -1
 _NEAR = 0.05

@@ -10,8 +10,8 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
 
+from lix_ros.core.image_codec import encode_mono8, encode_rgb8
 from lix_ros.data.classes import CITYSCAPES_CLASSES, IGNORE_ID
-from lix_ros.image_codec import encode_mono8, encode_rgb8
 
 
 def input_qos(reliability: str, depth: int) -> QoSProfile:

@@ -21,12 +21,12 @@ from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from std_msgs.msg import Float32MultiArray, MultiArrayDimension
 
 from lix_ros.bag.hard_frames import HardFrameRecorder
-from lix_ros.constants import DIAGNOSTICS
+from lix_ros.core.constants import DIAGNOSTICS
+from lix_ros.core.metrics import confusion_matrix, empty_confusion, scores_from_confusion
+from lix_ros.core.pairing import ExactTimePairer
 from lix_ros.data.classes import IGNORE_ID, NUM_CLASSES
-from lix_ros.metrics import confusion_matrix, empty_confusion, scores_from_confusion
 from lix_ros.nodes.common import OUTPUT_QOS, diagnostic_array, input_qos
 from lix_ros.nodes.params import COMPARE, declare
-from lix_ros.pairing import ExactTimePairer
 
 AGREEMENT_FIELDS = ("pixel_agreement", "miou", "running_pixel_agreement", "running_miou")
 

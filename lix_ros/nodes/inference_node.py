@@ -12,14 +12,14 @@ from rclpy.node import Node
 from sensor_msgs.msg import Image
 from std_msgs.msg import Float32
 
-from lix_ros.constants import DIAGNOSTICS
-from lix_ros.frame_slot import LatestFrameSlot
-from lix_ros.image_codec import ImageError
-from lix_ros.inference import Prediction
+from lix_ros.core.constants import DIAGNOSTICS
+from lix_ros.core.frame_slot import LatestFrameSlot
+from lix_ros.core.image_codec import ImageError
+from lix_ros.core.inference import Prediction
+from lix_ros.core.node_counters import InferenceCounters
+from lix_ros.core.pointcloud import PointCloudError
 from lix_ros.nodes.common import OUTPUT_QOS, diagnostic_array, mono8_msg, stamp_seconds
 from lix_ros.nodes.params import declare
-from lix_ros.pointcloud import PointCloudError
-from lix_ros.stats import InferenceCounters
 
 # Bad input of one frame: counted and warned about, and the next frame is served.
 INPUT_ERRORS = (ImageError, PointCloudError)

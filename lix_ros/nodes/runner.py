@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from lix_ros.dds import configure_dds_env
+from lix_ros.core.dds import configure_dds_env
 
 
 def run_nodes(factories: list, args: list[str] | None = None) -> int:
@@ -12,14 +12,14 @@ def run_nodes(factories: list, args: list[str] | None = None) -> int:
     import rclpy
     from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 
-    from lix_ros.checkpoint import CheckpointError
+    from lix_ros.core.checkpoint import CheckpointError
 
     rclpy.init(args=args)
     nodes = []
     try:
         for factory in factories:
             nodes.append(factory())
-        from lix_ros.inference import set_torch_threads
+        from lix_ros.core.inference import set_torch_threads
 
         set_torch_threads([n.p["threads"] for n in nodes if "threads" in getattr(n, "p", {})])
         executor = MultiThreadedExecutor(num_threads=max(2, len(nodes) * 2))

@@ -14,13 +14,13 @@ import numpy as np
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import String
 
+from lix_ros.core.default_checkpoints import default_checkpoint
+from lix_ros.core.image_codec import decode_color, decode_compressed
+from lix_ros.core.inference import Segmenter
 from lix_ros.data.classes import palette
-from lix_ros.image_codec import decode_color, decode_compressed
-from lix_ros.inference import Segmenter
 from lix_ros.nodes.common import LATCHED_QOS, OUTPUT_QOS, class_table_msg, input_qos, mono8_msg, rgb8_msg
 from lix_ros.nodes.inference_node import InferenceNode
 from lix_ros.nodes.params import SEGMENTATION
-from lix_ros.nodes_defaults import default_checkpoint
 
 
 class SegmentationNode(InferenceNode):

@@ -15,15 +15,15 @@ import threading
 import numpy as np
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
-from lix_ros.checkpoint import CheckpointError
-from lix_ros.image_codec import ImageError, decode_color, decode_depth
-from lix_ros.inference import Segmenter
+from lix_ros.core.checkpoint import CheckpointError
+from lix_ros.core.default_checkpoints import default_checkpoint
+from lix_ros.core.image_codec import ImageError, decode_color, decode_depth
+from lix_ros.core.inference import Segmenter
+from lix_ros.core.pairing import ApproximateTimePairer
+from lix_ros.core.pointcloud import cloud_to_sparse_depth
 from lix_ros.nodes.common import input_qos, stamp_seconds
 from lix_ros.nodes.inference_node import InferenceNode
 from lix_ros.nodes.params import TEACHER
-from lix_ros.nodes_defaults import default_checkpoint
-from lix_ros.pairing import ApproximateTimePairer
-from lix_ros.pointcloud import cloud_to_sparse_depth
 
 
 class TeacherNode(InferenceNode):
@@ -95,7 +95,7 @@ class TeacherNode(InferenceNode):
 
 
 def _checkpoint_modality(checkpoint: str) -> str:
-    from lix_ros.checkpoint import geometry_modality, read_checkpoint
+    from lix_ros.core.checkpoint import geometry_modality, read_checkpoint
 
     ckpt = read_checkpoint(checkpoint)
     modality = geometry_modality(ckpt)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 import time
 
-from lix_ros.dds import configure_dds_env
+from lix_ros.core.dds import configure_dds_env
 
 configure_dds_env()
 

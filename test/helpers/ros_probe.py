@@ -105,7 +105,7 @@ class Bringup:
     """lix-bringup in its own process; stop() ends it and returns (exit code, stderr)."""
 
     def __init__(self, *args: str):
-        self.process = subprocess.Popen([sys.executable, "-m", "lix_ros.bringup", *args], env=os.environ.copy(),
+        self.process = subprocess.Popen([sys.executable, "-m", "lix_ros.cli.bringup", *args], env=os.environ.copy(),
                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
     def stop(self) -> tuple[int, str]:

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from lix_ros.checkpoint import CheckpointError, load_model
+from lix_ros.core.checkpoint import CheckpointError, load_model
 from lix_ros.data.classes import CLASS_NAMES
 from lix_ros.data.sample import encode_modality
 

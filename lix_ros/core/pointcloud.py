@@ -52,7 +52,7 @@ def cloud_to_sparse_depth(cloud, T_cam_from_lidar: np.ndarray, K: np.ndarray, im
     """A PointCloud2 (an rclpy or a rosbags message: anything with its fields) -> the teacher's sparse
     depth image (H x W metres, 0 = no return), through the LiDAR-to-camera extrinsic and the intrinsics.
     The one conversion used by the teacher node, `lix-bag eval` and bag training data."""
-    from lix_ros.geometry import project_points_to_depth
+    from lix_ros.core.geometry import project_points_to_depth
 
     xyz = read_xyz(cloud.fields, cloud.height, cloud.width, cloud.point_step, cloud.row_step, cloud.data,
                    cloud.is_bigendian)

@@ -22,7 +22,7 @@ def share_dir() -> Path:
         candidates.append(Path(get_package_share_directory("lix_ros")))
     except Exception:
         pass
-    candidates.append(Path(__file__).resolve().parents[1])  # source tree / editable install
+    candidates.append(Path(__file__).resolve().parents[2])  # source tree / editable install
     candidates.append(Path(sys.prefix) / "share" / "lix_ros")  # pip install (data_files)
     for candidate in candidates:
         if (candidate / "config" / PROFILE_NAME).is_file():

@@ -15,8 +15,8 @@ import time
 from pathlib import Path
 
 from lix_ros.cli.common import CliError, friendly_errors
-from lix_ros.constants import AB_OUT, CAMERA, CAMERA_INFO, DEPTH, DIAGNOSTICS, GT, STUDENT_OUT, TEACHER_OUT
-from lix_ros.dds import configure_dds_env
+from lix_ros.core.constants import AB_OUT, CAMERA, CAMERA_INFO, DEPTH, DIAGNOSTICS, GT, STUDENT_OUT, TEACHER_OUT
+from lix_ros.core.dds import configure_dds_env
 
 NODE_OUTPUTS = [STUDENT_OUT, TEACHER_OUT, AB_OUT, DIAGNOSTICS]
 RECORDED = [*NODE_OUTPUTS, CAMERA, GT]
@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     print("[2/5] lix-bringup: student + teacher (depth) + A/B with hard-frame capture", flush=True)
     bringup_log = args.out / "bringup.log"
     with bringup_log.open("w") as log:
-        bringup = subprocess.Popen([sys.executable, "-m", "lix_ros.bringup", "--params", str(params), "--teacher",
+        bringup = subprocess.Popen([sys.executable, "-m", "lix_ros.cli.bringup", "--params", str(params), "--teacher",
                                     "--ab", "--image", CAMERA, "--depth", DEPTH,
                                     "--camera-info", CAMERA_INFO], stdout=log, stderr=subprocess.STDOUT,
                                    env=env)

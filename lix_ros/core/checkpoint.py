@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from lix_ros.data.classes import CLASS_NAMES
-from lix_ros.models.registry import ModelConfig, build_model
+from lix_ros.models.build import ModelConfig, build_model
 
 FORMAT = "lix_ros.segmentation"
 FORMAT_VERSION = 1

@@ -11,8 +11,8 @@ from pathlib import Path
 import yaml
 
 from lix_ros.cli.common import CliError, friendly_errors
-from lix_ros.constants import CAMERA, CAMERA_INFO, DEPTH, POINTS
-from lix_ros.dds import share_dir
+from lix_ros.core.constants import CAMERA, CAMERA_INFO, DEPTH, POINTS
+from lix_ros.core.dds import share_dir
 
 # (launch argument, default, description): the launch file imports this table too.
 LAUNCH_ARGUMENTS: list[tuple[str, str, str]] = [
