@@ -1,4 +1,4 @@
-"""The ROS-free parts the nodes are made of: codecs, pairing, the frame slot, point clouds, inference."""
+"""The ROS-free parts the nodes are made of: image codecs, stamp pairing, the frame slot, point clouds."""
 
 import threading
 from types import SimpleNamespace

@@ -1,4 +1,4 @@
-"""The Cityscapes 19-class train-id table, its palette and the labelId -> trainId map."""
+"""The Cityscapes 19-class train-id table, its palette, and the labelId <-> trainId lookup tables."""
 
 from __future__ import annotations
 

@@ -1,9 +1,10 @@
-"""Distillation methods, one per module, selected and weighted by the training YAML:
+"""Distillation methods, one per module, selected and weighted by the training YAML
+(config/training/student_lix.yaml):
 
     distill:
-      teacher: checkpoints/teacher_depth.pt
+      teacher: lix_ros/checkpoints/teacher_depth_small.pt
       methods:
-        - {name: lix_logit, weight: 1.0, beta: 8.0, temperature: 4.0}
+        - {name: lix_logit, alpha: 1.0, beta: 1.0, temperature: 1.0, weight: 0.5, warmup_steps: 300}
         - {name: lix_feature, weight: 1.0}
 """
 
