@@ -93,11 +93,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {args.out}: {args.frames} frames at {args.rate} Hz, topics "
               + ", ".join(f"{t}={n}" for t, n in info["topics"].items()))
     elif args.command == "play":
-        from lix_ros.bag.play import play_bag
+        from lix_ros.bag.play import PlayOptions, play_bag
 
-        result = play_bag(args.bag, args.rate, args.loop, args.start, args.topics, args.clock, args.qos,
-                          wait_for_subscribers=args.wait, min_subscribers=dict(args.min_subscribers),
-                          sync_topics=args.sync, sync_on=args.sync_on, sync_timeout=args.sync_timeout)
+        result = play_bag(args.bag, PlayOptions(
+            rate=args.rate, loop=args.loop, start_s=args.start, topics=args.topics, clock=args.clock, qos=args.qos,
+            wait_for_subscribers=args.wait, min_subscribers=dict(args.min_subscribers), sync_topics=args.sync,
+            sync_on=args.sync_on, sync_timeout=args.sync_timeout))
         if result.get("sync", {}).get("timeouts"):
             return 4  # some frames got no answer: the caller should know the lockstep run is incomplete
     elif args.command == "record":

@@ -77,10 +77,90 @@ def disagreement_image(rgb: np.ndarray, student: np.ndarray, teacher: np.ndarray
     return out
 
 
-def evaluate_bag(path: str | Path, options: EvalOptions, topics: TopicMap | None = None) -> dict:
+@dataclass
+class _Models:
+    """What `run` mode evaluates: the student, the teacher when the bag has its geometry, the extrinsic."""
+
+    student: object = None
+    teacher: object = None
+    teacher_modality: str | None = None
+    extrinsic: np.ndarray | None = None
+
+
+def _load_models(path: str | Path, frames: BagFrames, options: EvalOptions) -> _Models:
     from lix_ros.core.default_checkpoints import default_checkpoint
     from lix_ros.core.inference import Segmenter
 
+    models = _Models(student=Segmenter(options.student or default_checkpoint("student")))
+    teacher_path = options.teacher or default_checkpoint("teacher")
+    models.teacher_modality = geometry_modality(read_checkpoint(teacher_path))
+    needs = "points" if models.teacher_modality == "lidar" else "depth"
+    if frames.has(needs) and frames.has("camera_info"):
+        models.teacher = Segmenter(teacher_path, expect_modality=models.teacher_modality)
+    models.extrinsic = options.lidar_to_camera
+    if models.teacher is not None and models.teacher_modality == "lidar" and models.extrinsic is None:
+        models.extrinsic = tf_static_extrinsic(path)
+    return models
+
+
+def _run_models(models: _Models, m: dict, rgb: np.ndarray, latency: dict) -> tuple[np.ndarray, np.ndarray | None]:
+    """Student ids and (when its inputs are in the frame) teacher ids; model times into `latency`."""
+    prediction = models.student.predict(rgb)
+    latency["student"].append(prediction.seconds * 1000)
+    teacher, modality = models.teacher, models.teacher_modality
+    if teacher is None or "camera_info" not in m or not ("depth" in m or "points" in m):
+        return prediction.ids, None
+    K = camera_matrix(m["camera_info"])
+    depth = image_depth(m["depth"]) if modality != "lidar" and "depth" in m else None
+    lidar = None
+    if modality == "lidar" and "points" in m and models.extrinsic is not None:
+        lidar = cloud_to_sparse_depth(m["points"], models.extrinsic, K, rgb.shape[:2])
+    if depth is None and lidar is None:
+        return prediction.ids, None
+    tp = teacher.predict(rgb, depth=depth, lidar_depth=lidar, K=K)
+    latency["teacher"].append(tp.seconds * 1000)
+    return prediction.ids, tp.ids
+
+
+def _recorded_outputs(frame, latency: dict) -> tuple[np.ndarray, np.ndarray | None]:
+    m = frame.messages
+    # Camera receipt -> mask receipt on the recorder's clock when the camera was recorded too;
+    # else log time - header stamp (valid for live stamps, not for replayed synthetic ones).
+    reference = frame.log_times.get("camera", frame.stamp)
+    for role in ("student", "teacher"):
+        if role in m:
+            latency[role].append((frame.log_times[role] - reference) / 1e6)
+    return image_mono8(m["student"]), image_mono8(m["teacher"]) if "teacher" in m else None
+
+
+class _Scores:
+    """Confusion matrices (student vs GT, teacher vs GT, student vs teacher) and per-frame figures."""
+
+    def __init__(self):
+        self.confusions = {k: empty_confusion(NUM_CLASSES) for k in ("student", "teacher", "agreement")}
+        self.per_frame: list[dict] = []
+
+    def _add(self, name: str, target: np.ndarray, prediction: np.ndarray) -> float:
+        c = confusion_matrix(target, prediction, NUM_CLASSES)
+        self.confusions[name] += c
+        return float(np.trace(c) / max(c.sum(), 1))
+
+    def add(self, stamp: int, gt, s_ids: np.ndarray, t_ids) -> None:
+        record = {"stamp": stamp}
+        if gt is not None and gt.shape == s_ids.shape:
+            record["student_pixel_accuracy"] = self._add("student", gt, s_ids)
+        if t_ids is not None and t_ids.shape == s_ids.shape:
+            if gt is not None:
+                record["teacher_pixel_accuracy"] = self._add("teacher", gt, t_ids)
+            record["student_teacher_agreement"] = self._add("agreement", t_ids, s_ids)
+        self.per_frame.append(record)
+
+    def scores(self, name: str) -> dict | None:
+        c = self.confusions[name]
+        return scores_from_confusion(c).as_dict(CLASS_NAMES) if c.sum() else None
+
+
+def evaluate_bag(path: str | Path, options: EvalOptions, topics: TopicMap | None = None) -> dict:
     topics = topics or TopicMap()
     frames = BagFrames(path, topics)
     mode = options.mode
@@ -88,23 +168,11 @@ def evaluate_bag(path: str | Path, options: EvalOptions, topics: TopicMap | None
         mode = "recorded" if frames.has("student") else "run"
     if mode == "recorded" and not frames.has("student"):
         raise missing_topics_error(path, [topics.student], frames.available, what="recorded")
+    models = _load_models(path, frames, options) if mode == "run" else _Models()
 
-    student = teacher = None
-    teacher_modality = None
-    if mode == "run":
-        student = Segmenter(options.student or default_checkpoint("student"))
-        teacher_path = options.teacher or default_checkpoint("teacher")
-        teacher_modality = geometry_modality(read_checkpoint(teacher_path))
-        needs = "points" if teacher_modality == "lidar" else "depth"
-        if frames.has(needs) and frames.has("camera_info"):
-            teacher = Segmenter(teacher_path, expect_modality=teacher_modality)
-    extrinsic = options.lidar_to_camera
-    if teacher is not None and teacher_modality == "lidar" and extrinsic is None:
-        extrinsic = tf_static_extrinsic(path)
-
-    confusions = {k: empty_confusion(NUM_CLASSES) for k in ("student", "teacher", "agreement")}
+    scores = _Scores()
     latency = {"student": [], "teacher": []}
-    per_frame, samples, skipped = [], [], []
+    samples, skipped = [], []
     total = frames.total if options.max_frames is None else min(frames.total, options.max_frames)
     bar = tqdm(total=total, desc="lix-bag eval", unit="frame", disable=options.quiet)
     for index, frame in enumerate(frames):
@@ -115,70 +183,30 @@ def evaluate_bag(path: str | Path, options: EvalOptions, topics: TopicMap | None
         try:
             rgb = image_rgb(m["camera"])
             gt = image_mono8(m["gt"]) if "gt" in m else None
-            if mode == "run":
-                prediction = student.predict(rgb)
-                s_ids = prediction.ids
-                latency["student"].append(prediction.seconds * 1000)
-                t_ids = None
-                if teacher is not None and "camera_info" in m and ("depth" in m or "points" in m):
-                    K = camera_matrix(m["camera_info"])
-                    depth = image_depth(m["depth"]) if teacher_modality != "lidar" and "depth" in m else None
-                    lidar = None
-                    if teacher_modality == "lidar" and "points" in m and extrinsic is not None:
-                        lidar = cloud_to_sparse_depth(m["points"], extrinsic, K, rgb.shape[:2])
-                    if depth is not None or lidar is not None:
-                        tp = teacher.predict(rgb, depth=depth, lidar_depth=lidar, K=K)
-                        t_ids = tp.ids
-                        latency["teacher"].append(tp.seconds * 1000)
-            else:
-                s_ids = image_mono8(m["student"])
-                t_ids = image_mono8(m["teacher"]) if "teacher" in m else None
-                # Camera receipt -> mask receipt on the recorder's clock when the camera was recorded too;
-                # else log time - header stamp (valid for live stamps, not for replayed synthetic ones).
-                reference = frame.log_times.get("camera", frame.stamp)
-                for role in ("student", "teacher"):
-                    if role in m:
-                        latency[role].append((frame.log_times[role] - reference) / 1e6)
+            s_ids, t_ids = _run_models(models, m, rgb, latency) if mode == "run" else _recorded_outputs(frame, latency)
         except (ImageError, PointCloudError, KeyError) as error:
             skipped.append({"stamp": frame.stamp, "reason": str(error)})
             continue
-        record = {"stamp": frame.stamp}
-        if gt is not None and gt.shape == s_ids.shape:
-            c = confusion_matrix(gt, s_ids, NUM_CLASSES)
-            confusions["student"] += c
-            record["student_pixel_accuracy"] = float(np.trace(c) / max(c.sum(), 1))
-        if t_ids is not None and t_ids.shape == s_ids.shape:
-            if gt is not None:
-                c = confusion_matrix(gt, t_ids, NUM_CLASSES)
-                confusions["teacher"] += c
-                record["teacher_pixel_accuracy"] = float(np.trace(c) / max(c.sum(), 1))
-            c = confusion_matrix(t_ids, s_ids, NUM_CLASSES)
-            confusions["agreement"] += c
-            record["student_teacher_agreement"] = float(np.trace(c) / max(c.sum(), 1))
-        per_frame.append(record)
+        scores.add(frame.stamp, gt, s_ids, t_ids)
         if len(samples) < options.samples and index % max(1, total // max(options.samples, 1)) == 0:
             samples.append({"stamp": frame.stamp, "rgb": rgb, "gt": gt, "student": s_ids, "teacher": t_ids})
     bar.close()
 
-    def scores(name):
-        c = confusions[name]
-        return scores_from_confusion(c).as_dict(CLASS_NAMES) if c.sum() else None
-
     report = {
-        "bag": str(path), "mode": mode, "frames": len(per_frame), "skipped": skipped,
+        "bag": str(path), "mode": mode, "frames": len(scores.per_frame), "skipped": skipped,
         "partial": frames.partial, "partial_reason": frames.stream.partial_reason,
         "unknown_message_types": sorted(frames.stream.unknown_types),
         "student_checkpoint": (options.student or "packaged default") if mode == "run" else topics.student,
-        "teacher_checkpoint": ((options.teacher or "packaged default") if teacher else None) if mode == "run"
+        "teacher_checkpoint": ((options.teacher or "packaged default") if models.teacher else None) if mode == "run"
         else (topics.teacher if frames.has("teacher") else None),
-        "student_vs_gt": scores("student"), "teacher_vs_gt": scores("teacher"),
-        "student_vs_teacher": scores("agreement"),
+        "student_vs_gt": scores.scores("student"), "teacher_vs_gt": scores.scores("teacher"),
+        "student_vs_teacher": scores.scores("agreement"),
         "latency": {"kind": "model-only time" if mode == "run" else (
             "end to end (camera receipt -> mask receipt, recorder clock)" if frames.has("camera")
             else "end to end (bag log time - header stamp)"),
                     "student": _stats(latency["student"]), "teacher": _stats(latency["teacher"])},
-        "confusion": {k: v.tolist() for k, v in confusions.items() if v.sum()},
-        "per_frame": per_frame,
+        "confusion": {k: v.tolist() for k, v in scores.confusions.items() if v.sum()},
+        "per_frame": scores.per_frame,
         "node_diagnostics": node_diagnostics(path) if mode == "recorded" else {},
     }
     report["_samples"] = samples

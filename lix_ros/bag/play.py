@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import time
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -75,83 +76,139 @@ class _StampWaiter:
         self.executor.shutdown()
 
 
-def play_bag(path: str | Path, rate: float = 1.0, loop: bool = False, start_s: float = 0.0,
-             topics: list[str] | None = None, clock: bool = False, qos: str = "reliable", depth: int = 10,
-             wait_for_subscribers: float = 0.0, max_loops: int | None = None, quiet: bool = False,
-             min_subscribers: dict[str, int] | None = None, sync_topics: list[str] | None = None,
-             sync_on: str | None = None, sync_timeout: float = 10.0) -> dict:
+@dataclass
+class PlayOptions:
+    """How `play_bag` replays. min_subscribers: topic -> subscribers to wait for (up to
+    `wait_for_subscribers` s; default 1 each). sync_topics / sync_on / sync_timeout: lockstep pacing (module
+    docstring); sync_on defaults to the bag's camera topic."""
+
+    rate: float = 1.0
+    loop: bool = False
+    start_s: float = 0.0
+    topics: list[str] | None = None
+    clock: bool = False
+    qos: str = "reliable"
+    depth: int = 10
+    wait_for_subscribers: float = 0.0
+    max_loops: int | None = None
+    quiet: bool = False
+    min_subscribers: dict[str, int] = field(default_factory=dict)
+    sync_topics: list[str] | None = None
+    sync_on: str | None = None
+    sync_timeout: float = 10.0
+
+
+def play_bag(path: str | Path, options: PlayOptions | None = None, **overrides) -> dict:
     """Replay; returns counts and the timing error (actual - scheduled publish time) in ms.
-
-    min_subscribers: topic -> subscribers to wait for (up to `wait_for_subscribers` s; default 1 each).
-    sync_topics / sync_on / sync_timeout: lockstep pacing (module docstring); sync_on defaults to the
-    bag's camera topic.
-    """
-    if rate <= 0:
-        raise BagError(f"--rate must be > 0, got {rate}")
-    if sync_timeout <= 0:
-        raise BagError(f"--sync-timeout must be > 0, got {sync_timeout}")
+    Options as a PlayOptions or as keywords (`play_bag(bag, rate=2.0, loop=True)`)."""
+    options = replace(options or PlayOptions(), **overrides)
+    if options.rate <= 0:
+        raise BagError(f"--rate must be > 0, got {options.rate}")
+    if options.sync_timeout <= 0:
+        raise BagError(f"--sync-timeout must be > 0, got {options.sync_timeout}")
     reader = open_reader(path)
-    available = topic_types(reader)
-    chosen = topics or [t for t in available if t != TF_STATIC] + ([TF_STATIC] if TF_STATIC in available
-                                                                          else [])
-    missing = [t for t in chosen if t not in available]
-    if missing:
+    try:
+        available = topic_types(reader)
+        chosen, classes = _choose_topics(path, available, options)
+        sync_on = _sync_topic(chosen, available, options) if options.sync_topics else None
+    except BagError:
         reader.close()
-        raise missing_topics_error(path, missing, available)
-    classes = {t: message_class(available[t]) for t in chosen}
-    unknown = [f"{t} ({available[t]})" for t, c in classes.items() if c is None]
-    if unknown and topics:  # asked for explicitly: an error
-        reader.close()
-        raise BagError(f"unknown message type(s) for this ROS install: {', '.join(unknown)}")
-    if unknown and not quiet:
-        print(f"lix-bag play: skipping topics whose message type is not installed: {', '.join(unknown)}")
-    chosen = [t for t in chosen if classes[t] is not None]
-    for topic in min_subscribers or {}:
-        if topic not in chosen:
-            reader.close()
-            raise BagError(f"--min-subscribers names {topic}, which is not played; played: {', '.join(chosen)}")
-    if sync_topics:
-        images = [t for t in chosen if available[t] in IMAGE_TYPES]
-        sync_on = sync_on or (CAMERA if CAMERA in images else (images[0] if images else None))
-        if sync_on not in chosen or available[sync_on] not in IMAGE_TYPES:
-            reader.close()
-            raise BagError(f"--sync-on must be a played image topic; played images: {', '.join(images) or 'none'}")
-
+        raise
     configure_dds_env()
     import rclpy
-    from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
-    from rosgraph_msgs.msg import Clock
 
-    profile = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth,
-                         reliability=ReliabilityPolicy.BEST_EFFORT if qos == "best_effort"
-                         else ReliabilityPolicy.RELIABLE)
-    latched = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE,
-                         durability=DurabilityPolicy.TRANSIENT_LOCAL)
     context = rclpy.context.Context()
     rclpy.init(context=context)
     node = rclpy.create_node("lix_bag_player", context=context)
+    publishers, clock_pub = _publishers(node, chosen, classes, options)
+    sync = _StampWaiter(node, context, options.sync_topics) if options.sync_topics else None
+    try:
+        if options.wait_for_subscribers > 0:
+            _wait_for_subscribers(publishers, sync, options)
+        timing = _Timing()
+        _replay(reader, chosen, publishers, clock_pub, sync, sync_on, options, timing)
+    finally:
+        time.sleep(0.2)  # let the last messages leave before the participant goes
+        if sync is not None:
+            sync.close()
+        node.destroy_node()
+        rclpy.shutdown(context=context)
+        reader.close()
+    return _summary(timing, chosen, sync, sync_on, options)
+
+
+def _choose_topics(path, available: dict[str, str], options: PlayOptions) -> tuple[list[str], dict]:
+    """The played topics (all by default, /tf_static last) and their message classes."""
+    chosen = options.topics or [t for t in available if t != TF_STATIC] + ([TF_STATIC] if TF_STATIC in available
+                                                                           else [])
+    missing = [t for t in chosen if t not in available]
+    if missing:
+        raise missing_topics_error(path, missing, available)
+    classes = {t: message_class(available[t]) for t in chosen}
+    unknown = [f"{t} ({available[t]})" for t, c in classes.items() if c is None]
+    if unknown and options.topics:  # asked for explicitly: an error
+        raise BagError(f"unknown message type(s) for this ROS install: {', '.join(unknown)}")
+    if unknown and not options.quiet:
+        print(f"lix-bag play: skipping topics whose message type is not installed: {', '.join(unknown)}")
+    chosen = [t for t in chosen if classes[t] is not None]
+    for topic in options.min_subscribers:
+        if topic not in chosen:
+            raise BagError(f"--min-subscribers names {topic}, which is not played; played: {', '.join(chosen)}")
+    return chosen, classes
+
+
+def _sync_topic(chosen: list[str], available: dict[str, str], options: PlayOptions) -> str:
+    images = [t for t in chosen if available[t] in IMAGE_TYPES]
+    sync_on = options.sync_on or (CAMERA if CAMERA in images else (images[0] if images else None))
+    if sync_on not in chosen or available[sync_on] not in IMAGE_TYPES:
+        raise BagError(f"--sync-on must be a played image topic; played images: {', '.join(images) or 'none'}")
+    return sync_on
+
+
+def _publishers(node, chosen: list[str], classes: dict, options: PlayOptions):
+    from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+    from rosgraph_msgs.msg import Clock
+
+    profile = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=options.depth,
+                         reliability=ReliabilityPolicy.BEST_EFFORT if options.qos == "best_effort"
+                         else ReliabilityPolicy.RELIABLE)
+    latched = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                         durability=DurabilityPolicy.TRANSIENT_LOCAL)
     publishers = {t: node.create_publisher(classes[t], t, latched if t == TF_STATIC else profile) for t in chosen}
-    clock_pub = node.create_publisher(Clock, "/clock", 10) if clock else None
-    sync = _StampWaiter(node, context, sync_topics) if sync_topics else None
-    if wait_for_subscribers > 0:
-        wanted = {t: (min_subscribers or {}).get(t, 1) for t in chosen if t != TF_STATIC}
-        deadline = time.monotonic() + wait_for_subscribers
-        while time.monotonic() < deadline and not (
-                all(publishers[t].get_subscription_count() >= n for t, n in wanted.items())
-                and (sync is None or sync.publishers_seen())):
-            time.sleep(0.05)
-        time.sleep(1.0)  # matched on our side; give the readers time to match us (best-effort drops until then)
+    return publishers, node.create_publisher(Clock, "/clock", 10) if options.clock else None
+
+
+def _wait_for_subscribers(publishers: dict, sync: _StampWaiter | None, options: PlayOptions) -> None:
+    wanted = {t: options.min_subscribers.get(t, 1) for t in publishers if t != TF_STATIC}
+    deadline = time.monotonic() + options.wait_for_subscribers
+    while time.monotonic() < deadline and not (
+            all(publishers[t].get_subscription_count() >= n for t, n in wanted.items())
+            and (sync is None or sync.publishers_seen())):
+        time.sleep(0.05)
+    time.sleep(1.0)  # matched on our side; give the readers time to match us (best-effort drops until then)
+
+
+@dataclass
+class _Timing:
+    errors: list[float] = field(default_factory=list)  # actual - scheduled publish time, ms
+    published: int = 0
+    loops: int = 0
+
+
+def _replay(reader, chosen: list[str], publishers: dict, clock_pub, sync: _StampWaiter | None, sync_on: str | None,
+            options: PlayOptions, timing: _Timing) -> None:
+    from rosgraph_msgs.msg import Clock
+
     connections = [c for c in reader.connections if c.topic in chosen]
-    first = reader.start_time + int(start_s * 1e9)
-    errors, published, loops = [], 0, 0
+    first = reader.start_time + int(options.start_s * 1e9)
     pending: tuple[int, int] | None = None  # header stamp of the last camera frame, until the sync topics answer it
     try:
         while True:
             wall_start = time.perf_counter()
             for connection, timestamp, raw in reader.messages(connections=connections, start=first):
-                target = wall_start + (timestamp - first) / 1e9 / rate
+                target = wall_start + (timestamp - first) / 1e9 / options.rate
                 if pending is not None and connection.topic == sync_on:
-                    sync.wait(pending, sync_timeout)
+                    sync.wait(pending, options.sync_timeout)
                     pending = None
                     late = time.perf_counter() - target
                     if late > 0:  # the nodes took longer than the frame spacing: shift the rest of the timeline
@@ -165,39 +222,36 @@ def play_bag(path: str | Path, rate: float = 1.0, loop: bool = False, start_s: f
                     msg.clock.sec, msg.clock.nanosec = timestamp // 1_000_000_000, timestamp % 1_000_000_000
                     clock_pub.publish(msg)
                 publishers[connection.topic].publish(bytes(raw))
-                errors.append((time.perf_counter() - target) * 1000)
-                published += 1
+                timing.errors.append((time.perf_counter() - target) * 1000)
+                timing.published += 1
                 if sync is not None and connection.topic == sync_on:
                     pending = cdr_header_stamp(raw)
             if pending is not None:
-                sync.wait(pending, sync_timeout)
+                sync.wait(pending, options.sync_timeout)
                 pending = None
-            loops += 1
-            if not loop or (max_loops is not None and loops >= max_loops):
+            timing.loops += 1
+            if not options.loop or (options.max_loops is not None and timing.loops >= options.max_loops):
                 break
     except KeyboardInterrupt:
         pass
-    finally:
-        time.sleep(0.2)  # let the last messages leave before the participant goes
-        if sync is not None:
-            sync.close()
-        node.destroy_node()
-        rclpy.shutdown(context=context)
-        reader.close()
-    array = np.array(errors) if errors else np.zeros(1)
-    result = {"published": published, "loops": loops, "topics": chosen,
+
+
+def _summary(timing: _Timing, chosen: list[str], sync: _StampWaiter | None, sync_on: str | None,
+             options: PlayOptions) -> dict:
+    array = np.array(timing.errors) if timing.errors else np.zeros(1)
+    result = {"published": timing.published, "loops": timing.loops, "topics": chosen,
               "timing_error_ms": {"median": float(np.median(array)), "p99": float(np.percentile(array, 99)),
                                   "max": float(array.max())}}
     if sync is not None:
-        result["sync"] = {"topics": list(sync_topics), "on": sync_on, "frames": sync.frames,
+        result["sync"] = {"topics": list(options.sync_topics), "on": sync_on, "frames": sync.frames,
                           "answered": sync.answered, "timeouts": sync.timeouts,
                           "waited_s": round(sync.waited, 3)}
-    if not quiet:
+    if not options.quiet:
         t = result["timing_error_ms"]
-        print(f"published {published} messages on {len(chosen)} topics ({loops} loop(s)); timing error median "
-              f"{t['median']:.2f} ms, p99 {t['p99']:.2f} ms, max {t['max']:.2f} ms")
+        print(f"published {timing.published} messages on {len(chosen)} topics ({timing.loops} loop(s)); timing "
+              f"error median {t['median']:.2f} ms, p99 {t['p99']:.2f} ms, max {t['max']:.2f} ms")
         if sync is not None:
             s = result["sync"]
             print(f"lockstep on {sync_on}: {s['answered']} of {s['frames']} frames answered on "
-                  f"{', '.join(sync_topics)} ({s['timeouts']} timeouts, {s['waited_s']:.1f} s waited)")
+                  f"{', '.join(options.sync_topics)} ({s['timeouts']} timeouts, {s['waited_s']:.1f} s waited)")
     return result

@@ -26,58 +26,25 @@ def record_topics(path: str | Path, topics: list[str], duration: float | None = 
         raise BagError("no topics to record")
     configure_dds_env()
     import rclpy
-    from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 
     context = rclpy.context.Context()
     rclpy.init(context=context)
-    node = rclpy.create_node("lix_bag_recorder", context=context)
-    executor = rclpy.executors.SingleThreadedExecutor(context=context)
-    executor.add_node(node)
-    writer = BagWriter(path, storage)
-    counts = {t: 0 for t in topics}
-    types: dict[str, str] = {}
+    recorder = _Recorder(rclpy.create_node("lix_bag_recorder", context=context), context, BagWriter(path, storage),
+                         topics)
     stop = {"now": False}
-
-    def on_signal(*_):
-        stop["now"] = True
-
-    previous = [signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)]
-
-    def subscribe(topic: str, type_name: str) -> None:
-        cls = message_class(type_name)
-        if cls is None:
-            raise BagError(f"unknown message type {type_name} on {topic}")
-        infos = node.get_publishers_info_by_topic(topic)
-        reliable = infos and all(i.qos_profile.reliability == ReliabilityPolicy.RELIABLE for i in infos)
-        qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=100,
-                         reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT)
-        msgtype = type_name
-
-        def on_message(raw: bytes, topic=topic) -> None:
-            writer.write_raw(topic, msgtype, raw, time.time_ns())
-            counts[topic] += 1
-
-        node.create_subscription(cls, topic, on_message, qos, raw=True)
-        types[topic] = type_name
-
+    previous = [signal.signal(s, lambda *_: stop.update(now=True)) for s in (signal.SIGINT, signal.SIGTERM)]
     try:
         start = time.monotonic()
-        last_look = -1.0
         warned = False
         while not stop["now"]:
             now = time.monotonic()
-            if len(types) < len(topics) and now - last_look > 0.2:  # keep discovering late publishers
-                last_look = now
-                graph = dict(node.get_topic_names_and_types())
-                for topic in topics:
-                    if topic not in types and topic in graph:
-                        subscribe(topic, graph[topic][0])
-                if ready_file is not None and waiting_for <= types.keys():
-                    Path(ready_file).touch()
-                if not warned and len(types) < len(topics) and now - start > discovery_timeout and not quiet:
-                    warned = True
-                    print(f"lix-bag record: not published yet: {sorted(set(topics) - set(types))}")
-            executor.spin_once(timeout_sec=0.02)
+            if recorder.discover(now) and ready_file is not None and waiting_for <= recorder.types.keys():
+                Path(ready_file).touch()
+            missing = sorted(set(topics) - set(recorder.types))
+            if not warned and missing and now - start > discovery_timeout and not quiet:
+                warned = True
+                print(f"lix-bag record: not published yet: {missing}")
+            recorder.executor.spin_once(timeout_sec=0.02)
             if duration is not None and now - start > duration:
                 break
             if stop_file is not None and Path(stop_file).exists():
@@ -85,11 +52,58 @@ def record_topics(path: str | Path, topics: list[str], duration: float | None = 
     finally:
         for s, handler in zip((signal.SIGINT, signal.SIGTERM), previous):
             signal.signal(s, handler)
-        writer.close()
-        executor.shutdown()
-        node.destroy_node()
+        recorder.close()
         rclpy.shutdown(context=context)
     if not quiet:
-        listing = ", ".join(f"{t}={n}" for t, n in counts.items())
-        print(f"recorded {sum(counts.values())} messages to {path}: {listing}")
-    return {"path": str(path), "counts": counts, "types": types}
+        listing = ", ".join(f"{t}={n}" for t, n in recorder.counts.items())
+        print(f"recorded {sum(recorder.counts.values())} messages to {path}: {listing}")
+    return {"path": str(path), "counts": recorder.counts, "types": recorder.types}
+
+
+class _Recorder:
+    """Subscribes to each wanted topic once it appears in the graph, with the publishers' reliability, and
+    writes every message's raw CDR bytes with its receive time."""
+
+    def __init__(self, node, context, writer: BagWriter, topics: list[str]):
+        import rclpy
+
+        self.node, self.writer, self.topics = node, writer, list(topics)
+        self.executor = rclpy.executors.SingleThreadedExecutor(context=context)
+        self.executor.add_node(node)
+        self.counts = {t: 0 for t in topics}
+        self.types: dict[str, str] = {}
+        self._last_look = -1.0
+
+    def discover(self, now: float) -> bool:
+        """Subscribe to newly published topics (at most every 0.2 s); True when it looked."""
+        if len(self.types) == len(self.topics) or now - self._last_look <= 0.2:
+            return False
+        self._last_look = now
+        graph = dict(self.node.get_topic_names_and_types())
+        for topic in self.topics:
+            if topic not in self.types and topic in graph:
+                self.subscribe(topic, graph[topic][0])
+        return True
+
+    def subscribe(self, topic: str, type_name: str) -> None:
+        from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+
+        cls = message_class(type_name)
+        if cls is None:
+            raise BagError(f"unknown message type {type_name} on {topic}")
+        infos = self.node.get_publishers_info_by_topic(topic)
+        reliable = infos and all(i.qos_profile.reliability == ReliabilityPolicy.RELIABLE for i in infos)
+        qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=100,
+                         reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT)
+
+        def on_message(raw: bytes) -> None:
+            self.writer.write_raw(topic, type_name, raw, time.time_ns())
+            self.counts[topic] += 1
+
+        self.node.create_subscription(cls, topic, on_message, qos, raw=True)
+        self.types[topic] = type_name
+
+    def close(self) -> None:
+        self.writer.close()
+        self.executor.shutdown()
+        self.node.destroy_node()
