@@ -79,6 +79,20 @@ class Trainer:
         self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0))) if torch.cuda.is_available() \
             else torch.device("cpu")
         self.out_dir = Path(config["out_dir"])
+        self._build_model()
+        self._build_objectives()
+        self._build_optimizer()
+        self._wrap_ddp()
+        self._build_data()
+        self.step = 0
+        self.best_miou = -1.0
+        self.history: list[dict] = []
+        if resume:
+            self._resume()
+
+    # ------------------------------------------------------------------ construction
+    def _build_model(self) -> None:
+        config = self.config
         self.model_config = ModelConfig.from_dict(config["model"])
         self.modality = self.model_config.modality if self.model_config.kind == "teacher" else None
         torch.manual_seed(config["seed"])  # initial weights: identical on every rank
@@ -91,18 +105,17 @@ class Trainer:
                                  f"model {self.model_config.to_dict()}")
             self.model.load_state_dict(initial.state_dict())
 
-        self.distiller = None
-        self.teacher = None
-        teacher_modality = None
+    def _build_objectives(self) -> None:
+        """The frozen teacher and its distillation methods, and the auxiliary depth head, when configured."""
+        config = self.config
+        self.distiller = self.teacher = self.teacher_modality = self.aux_depth = None
         if config.get("distill"):
             from lix_training.distill import build_distiller
 
             self.teacher, teacher_ckpt = load_model(config["distill"]["teacher"], expect_classes=CLASS_NAMES)
             self.teacher.to(self.device).eval().requires_grad_(False)
-            teacher_modality = geometry_modality(teacher_ckpt)
+            self.teacher_modality = geometry_modality(teacher_ckpt)
             self.distiller = build_distiller(config["distill"], self.model, self.teacher).to(self.device)
-        self.teacher_modality = teacher_modality
-        self.aux_depth = None
         if config.get("aux_depth"):
             from lix_training.aux_depth import AuxDepthHead
 
@@ -110,9 +123,10 @@ class Trainer:
                 raise ValueError("aux_depth is a baseline for the RGB student (model.kind: student)")
             self.aux_depth = AuxDepthHead(self.model.embedding_channels, **config["aux_depth"]).to(self.device)
 
+    def _build_optimizer(self) -> None:
+        config, optim = self.config, self.config["optim"]
         params = list(self.model.parameters()) + (list(self.distiller.parameters()) if self.distiller else []) \
             + (list(self.aux_depth.parameters()) if self.aux_depth else [])
-        optim = config["optim"]
         if optim["name"] == "adamw":
             self.optimizer = torch.optim.AdamW(params, lr=optim["lr"], weight_decay=optim["weight_decay"])
         else:
@@ -123,6 +137,7 @@ class Trainer:
         self.use_amp = bool(config["amp"]) and self.device.type == "cuda"
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
 
+    def _wrap_ddp(self) -> None:
         self.ddp_model = self.model
         self.ddp_distiller = self.distiller
         if self.world > 1:
@@ -131,21 +146,19 @@ class Trainer:
             if self.distiller is not None and any(p.requires_grad for p in self.distiller.parameters()):
                 self.ddp_distiller = nn.parallel.DistributedDataParallel(self.distiller, device_ids=ids)
 
-        data_cfg = config["data"]
+    def _build_data(self) -> None:
+        config, data_cfg = self.config, self.config["data"]
         self.train_samples = load_samples(data_cfg, "train", quiet=self.quiet)
         self.val_samples = load_samples(data_cfg, "val", quiet=self.quiet)
         augment = Augment(tuple(data_cfg["crop_size"]), tuple(data_cfg["scale_range"]), data_cfg["flip"])
-        modalities = [None] + ([self.modality] if self.modality else []) + \
-            ([teacher_modality] if teacher_modality and teacher_modality != self.modality else [])
+        # Every input the student, the teacher and the depth head need, once each.
+        modalities = [None] + ([self.modality] if self.modality else [])
+        if self.teacher_modality and self.teacher_modality not in modalities:
+            modalities.append(self.teacher_modality)
         if self.aux_depth is not None and "depth" not in modalities:
             modalities.append("depth")
         self.batcher = StepBatcher(self.train_samples, config["batch_size"], config["seed"], augment, modalities,
                                    self.rank, self.world)
-        self.step = 0
-        self.best_miou = -1.0
-        self.history: list[dict] = []
-        if resume:
-            self._resume()
 
     # ------------------------------------------------------------------ checkpoints
     def _checkpoint(self, include_resume: bool) -> dict:

@@ -47,8 +47,7 @@ def _bringup_ready(log: Path, timeout: float, process: subprocess.Popen) -> None
     raise CliError(f"lix-bringup did not come up within {timeout:.0f} s; see {log}")
 
 
-@friendly_errors("lix-demo")
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lix-demo", description=__doc__)
     parser.add_argument("--out", type=Path, default=Path("out/demo"))
     parser.add_argument("--frames", type=int, default=60)
@@ -59,42 +58,32 @@ def main(argv: list[str] | None = None) -> int:
                              "cannot keep up drop stale frames (counted in their diagnostics)")
     parser.add_argument("--seed", type=int, default=2_000_042, help="scene of the held-out test family")
     parser.add_argument("--threshold", type=float, default=0.1, help="hard-frame disagreement threshold")
-    args = parser.parse_args(argv)
-    started = time.perf_counter()
-    env = dict(os.environ)
-    configure_dds_env(env)
-    env.setdefault("ROS_DOMAIN_ID", str(100 + os.getpid() % 100))
-    os.environ.update(env)
-    if args.out.exists():
-        shutil.rmtree(args.out)
-    args.out.mkdir(parents=True)
+    return parser
 
-    from lix_ros.bag.evaluate import EvalOptions, evaluate_bag, write_report
-    from lix_ros.bag.io import topic_counts
-    from lix_ros.bag.play import play_bag
-    from lix_ros.bag.report import summary_lines
-    from lix_ros.bag.synth import write_synthetic_bag
 
-    drive_bag = args.out / "drive"
-    print(f"[1/5] synthetic drive: {args.frames} frames at {args.rate} Hz -> {drive_bag}", flush=True)
-    write_synthetic_bag(drive_bag, args.seed, args.frames, args.rate, quiet=True)
-
-    params = args.out / "params.yaml"
+def _start_bringup(out: Path, threshold: float, env: dict) -> tuple[subprocess.Popen, Path]:
+    """lix-bringup: student + depth teacher + A/B node capturing hard frames, in another process."""
+    params = out / "params.yaml"
     params.write_text("/**/compare_node:\n  ros__parameters:\n"
-                      f"    hard_frame_bag: {args.out / 'hard_frames'}\n    hard_frame_threshold: {args.threshold}\n")
-    print("[2/5] lix-bringup: student + teacher (depth) + A/B with hard-frame capture", flush=True)
-    bringup_log = args.out / "bringup.log"
-    with bringup_log.open("w") as log:
-        bringup = subprocess.Popen([sys.executable, "-m", "lix_ros.cli.bringup", "--params", str(params), "--teacher",
-                                    "--ab", "--image", CAMERA, "--depth", DEPTH,
-                                    "--camera-info", CAMERA_INFO], stdout=log, stderr=subprocess.STDOUT,
-                                   env=env)
-    recorder = None
-    stop_file = args.out / ".stop_recording"
-    ready_file = args.out / ".recording"
+                      f"    hard_frame_bag: {out / 'hard_frames'}\n    hard_frame_threshold: {threshold}\n")
+    log_path = out / "bringup.log"
+    with log_path.open("w") as log:
+        process = subprocess.Popen([sys.executable, "-m", "lix_ros.cli.bringup", "--params", str(params), "--teacher",
+                                    "--ab", "--image", CAMERA, "--depth", DEPTH, "--camera-info", CAMERA_INFO],
+                                   stdout=log, stderr=subprocess.STDOUT, env=env)
+    return process, log_path
+
+
+def _play_through_nodes(drive_bag: Path, out: Path, pace: str, env: dict, bringup: subprocess.Popen,
+                        bringup_log: Path) -> tuple[dict, Path, str]:
+    """Record the node outputs while the drive is replayed through them; stop recorder and nodes."""
+    from lix_ros.bag.play import play_bag
+
+    recorder, recorder_out = None, ""
+    stop_file, ready_file = out / ".stop_recording", out / ".recording"
+    recorded_bag = out / "recorded"
     try:
         _bringup_ready(bringup_log, 120, bringup)
-        recorded_bag = args.out / "recorded"
         recorder = subprocess.Popen([sys.executable, "-m", "lix_ros.bag.cli", "record", "--out", str(recorded_bag),
                                      "--topics", *RECORDED, "--stop-file", str(stop_file), "--ready-file",
                                      str(ready_file), "--ready-topics", *NODE_OUTPUTS],
@@ -103,8 +92,8 @@ def main(argv: list[str] | None = None) -> int:
         # covered by its subscriber wait (the recorder counts among the camera's subscribers).
         if not _wait_for_file(ready_file, 60):
             raise CliError(f"lix-bag record did not subscribe to {', '.join(NODE_OUTPUTS)} within 60 s")
-        print(f"[3/5] replaying the drive ({args.pace}); recording node outputs", flush=True)
-        sync = [STUDENT_OUT, TEACHER_OUT] if args.pace == "lockstep" else None
+        print(f"[3/5] replaying the drive ({pace}); recording node outputs", flush=True)
+        sync = [STUDENT_OUT, TEACHER_OUT] if pace == "lockstep" else None
         played = play_bag(drive_bag, topics=PLAYED, wait_for_subscribers=30, min_subscribers=SUBSCRIBERS,
                           sync_topics=sync, quiet=True)
         time.sleep(2.0)  # let the last frames through the nodes and one more /diagnostics out
@@ -117,6 +106,10 @@ def main(argv: list[str] | None = None) -> int:
             bringup.wait(timeout=20)
         except subprocess.TimeoutExpired:
             bringup.kill()
+    return played, recorded_bag, recorder_out
+
+
+def _print_replay(played: dict, recorder_out: str) -> None:
     print(f"      {recorder_out.strip().splitlines()[-1] if recorder_out.strip() else 'recorder said nothing'}")
     t = played["timing_error_ms"]
     print(f"      replay timing error: median {t['median']:.2f} ms, p99 {t['p99']:.2f} ms")
@@ -124,6 +117,33 @@ def main(argv: list[str] | None = None) -> int:
         s = played["sync"]
         print(f"      lockstep: {s['answered']} of {s['frames']} frames answered by both nodes "
               f"({s['timeouts']} timeouts, {s['waited_s']:.1f} s waited for the nodes)")
+
+
+@friendly_errors("lix-demo")
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    started = time.perf_counter()
+    env = dict(os.environ)
+    configure_dds_env(env)
+    env.setdefault("ROS_DOMAIN_ID", str(100 + os.getpid() % 100))
+    os.environ.update(env)
+    if args.out.exists():
+        shutil.rmtree(args.out)
+    args.out.mkdir(parents=True)
+
+    from lix_ros.bag.evaluate import EvalOptions, evaluate_bag, write_report
+    from lix_ros.bag.io import topic_counts
+    from lix_ros.bag.report import summary_lines
+    from lix_ros.bag.synth import write_synthetic_bag
+
+    drive_bag = args.out / "drive"
+    print(f"[1/5] synthetic drive: {args.frames} frames at {args.rate} Hz -> {drive_bag}", flush=True)
+    write_synthetic_bag(drive_bag, args.seed, args.frames, args.rate, quiet=True)
+    print("[2/5] lix-bringup: student + teacher (depth) + A/B with hard-frame capture", flush=True)
+    bringup, bringup_log = _start_bringup(args.out, args.threshold, env)
+    played, recorded_bag, recorder_out = _play_through_nodes(drive_bag, args.out, args.pace, env, bringup,
+                                                             bringup_log)
+    _print_replay(played, recorder_out)
 
     print("[4/5] evaluating the recording (node outputs vs ground truth, student vs teacher)", flush=True)
     report = evaluate_bag(recorded_bag, EvalOptions(mode="recorded", quiet=True))
