@@ -10,9 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from lix_ros.bag.frames import BagFrames, tf_static_extrinsic
-from lix_ros.bag.io import BagError, camera_matrix, image_depth, image_mono8, image_rgb
+from lix_ros.bag.io import BagError, image_mono8
 from lix_ros.core.image_codec import ImageError
-from lix_ros.core.pointcloud import PointCloudError, cloud_to_sparse_depth
+from lix_ros.core.pointcloud import PointCloudError
+from lix_ros.core.teacher_inputs import teacher_inputs
 from lix_ros.data.classes import sanitize_train_ids
 from lix_ros.data.sample import Sample
 
@@ -32,17 +33,14 @@ def bag_samples(path: str | Path) -> tuple[list[Sample], dict]:
             else:
                 stats["unlabelled"] += 1
                 continue
-            rgb = image_rgb(m["camera"])
+            if "camera_info" not in m:
+                raise ImageError("no camera_info with this stamp")
+            inputs = teacher_inputs(m["camera"], m["camera_info"], depth=m.get("depth"), points=m.get("points"),
+                                    T_cam_from_lidar=extrinsic)
+            rgb, K, depth, lidar = inputs.rgb, inputs.K, inputs.depth, inputs.lidar_depth
             if label.shape != rgb.shape[:2]:
                 raise ImageError(f"label {label.shape} and image {rgb.shape[:2]} differ")
             label, _ = sanitize_train_ids(label)
-            if "camera_info" not in m:
-                raise ImageError("no camera_info with this stamp")
-            K = camera_matrix(m["camera_info"])
-            depth = image_depth(m["depth"]) if "depth" in m else None
-            lidar = None
-            if "points" in m and extrinsic is not None:
-                lidar = cloud_to_sparse_depth(m["points"], extrinsic, K, rgb.shape[:2])
         except (ImageError, PointCloudError) as error:
             stats["rejected"] += 1
             stats.setdefault("first_error", str(error))

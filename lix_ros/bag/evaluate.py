@@ -18,8 +18,6 @@ from tqdm import tqdm
 from lix_ros.bag.frames import BagFrames, TopicMap, tf_static_extrinsic
 from lix_ros.bag.io import (
     MessageStream,
-    camera_matrix,
-    image_depth,
     image_mono8,
     image_rgb,
     missing_topics_error,
@@ -30,7 +28,8 @@ from lix_ros.core.checkpoint import geometry_modality, read_checkpoint
 from lix_ros.core.constants import DIAGNOSTICS
 from lix_ros.core.image_codec import ImageError
 from lix_ros.core.metrics import confusion_matrix, empty_confusion, scores_from_confusion
-from lix_ros.core.pointcloud import PointCloudError, cloud_to_sparse_depth
+from lix_ros.core.pointcloud import PointCloudError
+from lix_ros.core.teacher_inputs import teacher_inputs
 from lix_ros.data.classes import CLASS_NAMES, NUM_CLASSES, colorize
 
 
@@ -107,17 +106,13 @@ def _run_models(models: _Models, m: dict, rgb: np.ndarray, latency: dict) -> tup
     """Student ids and (when its inputs are in the frame) teacher ids; model times into `latency`."""
     prediction = models.student.predict(rgb)
     latency["student"].append(prediction.seconds * 1000)
-    teacher, modality = models.teacher, models.teacher_modality
-    if teacher is None or "camera_info" not in m or not ("depth" in m or "points" in m):
+    lidar = models.teacher_modality == "lidar"
+    has_geometry = ("points" in m and models.extrinsic is not None) if lidar else "depth" in m
+    if models.teacher is None or "camera_info" not in m or not has_geometry:
         return prediction.ids, None
-    K = camera_matrix(m["camera_info"])
-    depth = image_depth(m["depth"]) if modality != "lidar" and "depth" in m else None
-    lidar = None
-    if modality == "lidar" and "points" in m and models.extrinsic is not None:
-        lidar = cloud_to_sparse_depth(m["points"], models.extrinsic, K, rgb.shape[:2])
-    if depth is None and lidar is None:
-        return prediction.ids, None
-    tp = teacher.predict(rgb, depth=depth, lidar_depth=lidar, K=K)
+    inputs = teacher_inputs(m["camera"], m["camera_info"], depth=None if lidar else m["depth"],
+                            points=m["points"] if lidar else None, T_cam_from_lidar=models.extrinsic)
+    tp = models.teacher.predict(inputs.rgb, depth=inputs.depth, lidar_depth=inputs.lidar_depth, K=inputs.K)
     latency["teacher"].append(tp.seconds * 1000)
     return prediction.ids, tp.ids
 

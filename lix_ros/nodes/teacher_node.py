@@ -17,10 +17,9 @@ from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
 from lix_ros.core.checkpoint import CheckpointError
 from lix_ros.core.default_checkpoints import default_checkpoint
-from lix_ros.core.image_codec import ImageError, decode_color, decode_depth
 from lix_ros.core.inference import Segmenter
 from lix_ros.core.pairing import ApproximateTimePairer
-from lix_ros.core.pointcloud import cloud_to_sparse_depth
+from lix_ros.core.teacher_inputs import teacher_inputs
 from lix_ros.nodes.common import input_qos, stamp_seconds
 from lix_ros.nodes.inference_node import InferenceNode
 from lix_ros.nodes.params import TEACHER
@@ -63,31 +62,18 @@ class TeacherNode(InferenceNode):
     def _paired(self, image, geometry, info) -> None:
         self.slot.put((image, geometry, info))
 
-    def _inputs(self, image, geometry, info):
-        rgb = decode_color(image.encoding, image.height, image.width, image.step, image.data, image.is_bigendian)
-        K = np.array(info.k, np.float64).reshape(3, 3)
-        if K[0, 0] <= 0 or K[1, 1] <= 0:
-            raise ImageError(f"camera_info has no valid intrinsics (fx={K[0, 0]}, fy={K[1, 1]})")
-        if info.width and info.height and (info.width, info.height) != (image.width, image.height):
-            raise ImageError(f"camera_info is {info.width}x{info.height} but the image is "
-                             f"{image.width}x{image.height}")
-        if self.source == "depth":
-            depth, invalid = decode_depth(geometry.encoding, geometry.height, geometry.width, geometry.step,
-                                          geometry.data, geometry.is_bigendian)
-            if depth.shape != rgb.shape[:2]:
-                raise ImageError(f"depth is {depth.shape[1]}x{depth.shape[0]} but the camera image is "
-                                 f"{rgb.shape[1]}x{rgb.shape[0]}")
-            if invalid:
-                self.invalid_depth_pixels += invalid
-                self.get_logger().warning(f"{invalid} NaN/inf/negative depth pixels treated as unknown",
-                                          throttle_duration_sec=self.p["warn_throttle"])
-            return rgb, depth, None, K
-        return rgb, None, cloud_to_sparse_depth(geometry, self.T_cam_from_lidar, K, rgb.shape[:2]), K
-
     def infer(self, item):
         image, geometry, info = item
-        rgb, depth, lidar, K = self._inputs(image, geometry, info)
-        return image.header, self.segmenter.predict(rgb, depth=depth, lidar_depth=lidar, K=K), None
+        inputs = teacher_inputs(image, info, depth=geometry if self.source == "depth" else None,
+                                points=geometry if self.source == "lidar" else None,
+                                T_cam_from_lidar=self.T_cam_from_lidar)
+        if inputs.invalid_depth_pixels:
+            self.invalid_depth_pixels += inputs.invalid_depth_pixels
+            self.get_logger().warning(f"{inputs.invalid_depth_pixels} NaN/inf/negative depth pixels treated as "
+                                      "unknown", throttle_duration_sec=self.p["warn_throttle"])
+        prediction = self.segmenter.predict(inputs.rgb, depth=inputs.depth, lidar_depth=inputs.lidar_depth,
+                                            K=inputs.K)
+        return image.header, prediction, None
 
     def diagnostics_values(self) -> dict:
         return {"frames_paired": self.pairer.matched, "unpaired_dropped": self.pairer.dropped,
