@@ -126,3 +126,60 @@ def test_out_of_range_predictions_are_false_negatives():
     gt = rng.integers(0, 3, 10_000)
     pred = np.where(rng.random(10_000) < 0.05, 255, gt)
     assert scores_from_confusion(confusion_matrix(gt, pred, 3)).miou == pytest.approx(0.95, abs=0.01)
+
+
+def _tiny_checkpoint(tmp_path):
+    from lix_ros.core.checkpoint import atomic_save, make_checkpoint
+    from lix_ros.models import ModelConfig, build_model
+
+    config = ModelConfig(kind="student", preset="tiny")
+    path = tmp_path / "tiny.pt"
+    atomic_save(make_checkpoint(build_model(config), config, (32, 64)), path)
+    return path
+
+
+def test_corrupted_weight_bytes_are_refused_naming_the_field(tmp_path):
+    """Overwriting tensor bytes inside the zip (headers intact) loads fine with torch.load: the digest catches it."""
+    import zipfile
+
+    path = _tiny_checkpoint(tmp_path)
+    read_checkpoint(path)
+    with zipfile.ZipFile(path) as archive:
+        info = max((i for i in archive.infolist() if "/data/" in i.filename), key=lambda i: i.file_size)
+    raw = bytearray(path.read_bytes())
+    name_len, extra_len = (int.from_bytes(raw[info.header_offset + k:info.header_offset + k + 2], "little")
+                           for k in (26, 28))  # the local header's own lengths (its extra field pads)
+    offset = info.header_offset + 30 + name_len + extra_len
+    raw[offset:offset + 64] = b"\xff" * 64  # NaN bytes in float32
+    corrupt = tmp_path / "corrupt.pt"
+    corrupt.write_bytes(bytes(raw))
+    assert torch.load(corrupt, weights_only=True)  # torch itself does not notice
+    with pytest.raises(CheckpointError, match="weights_sha256"):
+        read_checkpoint(corrupt)
+
+
+def test_non_finite_weights_are_refused_and_old_files_warn(tmp_path):
+    from lix_ros.core.checkpoint import atomic_save, with_digest
+
+    path = _tiny_checkpoint(tmp_path)
+    ckpt = torch.load(path, weights_only=True)
+    name = next(k for k, v in ckpt["state_dict"].items() if v.is_floating_point() and v.numel() > 4)
+    ckpt["state_dict"][name][:2] = float("nan")
+    atomic_save(with_digest(ckpt), tmp_path / "nan.pt")  # a consistent digest, still refused
+    with pytest.raises(CheckpointError, match="non-finite weights"):
+        read_checkpoint(tmp_path / "nan.pt")
+    old = torch.load(path, weights_only=True)
+    del old["weights_sha256"]
+    torch.save(old, tmp_path / "old.pt")
+    with pytest.warns(UserWarning, match="weights_sha256"):
+        read_checkpoint(tmp_path / "old.pt")
+
+
+def test_non_finite_output_is_an_error_not_a_mask(tmp_path):
+    from lix_ros.core.inference import NonFiniteOutputError, Segmenter
+
+    segmenter = Segmenter(str(_tiny_checkpoint(tmp_path)))
+    with torch.no_grad():
+        next(segmenter.model.parameters()).fill_(float("nan"))
+    with pytest.raises(NonFiniteOutputError):
+        segmenter.predict(np.zeros((32, 64, 3), np.uint8))

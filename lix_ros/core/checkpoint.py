@@ -1,10 +1,14 @@
 """The one checkpoint file: format version, architecture, class table, normalisation, input size and
-modalities, training metadata and the state dict. Loaded only with weights_only=True and schema-checked."""
+modalities, training metadata, the state dict and a SHA-256 of the weights. Loaded only with
+weights_only=True, schema-checked, and the weights verified: torch.load does not check the zip CRCs, so
+overwritten tensor bytes would otherwise load and serve garbage."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
+import warnings
 from pathlib import Path
 
 import torch
@@ -23,9 +27,24 @@ class CheckpointError(Exception):
     """A checkpoint that cannot be used; the message names the file and the field."""
 
 
+def weights_digest(state_dict: dict) -> str:
+    """SHA-256 over the state dict's names, dtypes, shapes and bytes, in name order."""
+    digest = hashlib.sha256()
+    for name in sorted(state_dict):
+        tensor = state_dict[name].detach().cpu().contiguous()
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    return digest.hexdigest()
+
+
+def with_digest(ckpt: dict) -> dict:
+    """The checkpoint with its `weights_sha256` field (re)computed."""
+    return {**ckpt, "weights_sha256": weights_digest(ckpt["state_dict"])}
+
+
 def make_checkpoint(model: nn.Module, config: ModelConfig, input_size: tuple[int, int],
                     training: dict | None = None, class_names: tuple[str, ...] = CLASS_NAMES) -> dict:
-    return {
+    return with_digest({
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "arch": config.to_dict(),
@@ -35,7 +54,7 @@ def make_checkpoint(model: nn.Module, config: ModelConfig, input_size: tuple[int
         "modalities": config.modalities,
         "training": dict(training or {}),
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-    }
+    })
 
 
 def atomic_save(obj: dict, path: str | Path) -> None:
@@ -96,6 +115,7 @@ def read_checkpoint(path: str | Path) -> dict:
     _require(ckpt, path, "modalities", list)
     _require(ckpt, path, "training", dict)
     _require(ckpt, path, "state_dict", dict)
+    _check_weights(ckpt, path)
     try:
         config = ModelConfig.from_dict(ckpt["arch"])
     except (TypeError, ValueError) as error:
@@ -107,6 +127,23 @@ def read_checkpoint(path: str | Path) -> dict:
         raise CheckpointError(f"{path}: field 'modalities' {ckpt['modalities']} does not match arch "
                               f"{config.modalities}")
     return ckpt
+
+
+def _check_weights(ckpt: dict, path: Path) -> None:
+    state = ckpt["state_dict"]
+    if not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError(f"{path}: field 'state_dict' must map names to tensors")
+    expected = ckpt.get("weights_sha256")
+    if expected is None:
+        warnings.warn(f"{path}: no field 'weights_sha256' (written before lix_ros stored it): its weights "
+                      "cannot be verified; re-save it to add one", stacklevel=3)
+    elif weights_digest(state) != expected:
+        raise CheckpointError(f"{path}: field 'state_dict' does not match field 'weights_sha256' (the file is "
+                              "corrupted or was edited)")
+    bad = [name for name, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        count = sum(int((~torch.isfinite(state[n])).sum()) for n in bad)
+        raise CheckpointError(f"{path}: field 'state_dict' has {count} non-finite weights (first in {bad[0]!r})")
 
 
 def geometry_modality(ckpt: dict) -> str | None:

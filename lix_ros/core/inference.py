@@ -23,6 +23,10 @@ from lix_ros.data.sample import encode_modality
 RESIZE_POLICIES = ("stretch", "native")
 
 
+class NonFiniteOutputError(RuntimeError):
+    """The model's output has NaN or inf: counted as a failed frame, nothing is published."""
+
+
 @dataclass
 class Prediction:
     ids: np.ndarray  # HxW uint8 class ids at the input size
@@ -98,6 +102,8 @@ class Segmenter:
         logits = self.model(tensor, x)["logits"]
         if self.resize_policy == "native":
             logits = logits[..., :h, :w]
+        if not bool(torch.isfinite(logits).all()):  # a broken model or input: never publish its argmax
+            raise NonFiniteOutputError(f"the model produced {int((~torch.isfinite(logits)).sum())} non-finite logits")
         ids = logits.argmax(1)[0].to(torch.uint8).cpu().numpy()
         confidence = None
         if with_confidence:
