@@ -1,8 +1,10 @@
 """Real nodes (lix-bringup in another process) over real Fast DDS, with the committed default checkpoints."""
 
 import json
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import cv2
@@ -291,3 +293,52 @@ def test_compressed_input(tmp_path, frames):
     finally:
         probe.close()
         assert bringup.stop()[0] == 0
+
+
+@pytest.mark.parametrize("node, override, message", [
+    ("segmentation_node", "threads:=-1", "parameter 'threads' must be an int in [0, 64], got -1"),
+    ("segmentation_node", "threads:=abc", "parameter 'threads' must be an int in [0, 64], got 'abc'"),
+    ("segmentation_node", "input_height:=5000", "parameter 'input_height' must be an int in [0, 4096]"),
+    ("teacher_node", "pair_slop:=-1.0", "parameter 'pair_slop' must be a float in [0.0, 10.0], got -1.0"),
+    ("compare_node", "hard_frame_threshold:=2.0", "parameter 'hard_frame_threshold' must be a float in [0.0, 1.0]"),
+])
+def test_bad_parameter_is_one_line_and_exit_2(node, override, message):
+    result = subprocess.run([sys.executable, "-m", f"lix_ros.nodes.{node}", "--ros-args", "-p", override],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2, result.stderr[-2000:]
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"lix_ros: startup error: {message}"), result.stderr[-2000:]
+
+
+def test_bad_yaml_values_and_misspelled_keys(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("/**:\n  ros__parameters:\n    diagnostics_period: 0.0\n")
+    result = subprocess.run([sys.executable, "-m", "lix_ros.nodes.segmentation_node", "--ros-args", "--params-file",
+                             str(bad)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "parameter 'diagnostics_period' must be a float in [0.1, 60.0]" in result.stderr
+    typo = tmp_path / "typo.yaml"
+    typo.write_text("/**:\n  ros__parameters:\n    treads: 1\n    queue_depth: '5'\n")
+    result = subprocess.run([sys.executable, "-m", "lix_ros.nodes.segmentation_node", "--ros-args", "--params-file",
+                             str(typo)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "parameter 'queue_depth' must be an int in [1, 100], got '5'" in result.stderr
+    typo.write_text("/**:\n  ros__parameters:\n    treads: 1\n")
+    process = subprocess.Popen([sys.executable, "-m", "lix_ros.nodes.segmentation_node", "--ros-args",
+                                "--params-file", str(typo)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True)
+    try:
+        output = ""
+        deadline = time.monotonic() + 60
+        while "segmenting" not in output and time.monotonic() < deadline:
+            output += process.stdout.readline()
+        assert "unknown parameter 'treads' is ignored; did you mean 'threads'?" in output
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=30)
+
+
+def test_node_help_prints_usage_without_starting():
+    result = subprocess.run([sys.executable, "-m", "lix_ros.nodes.teacher_node", "--help"], capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0
+    assert "teacher_node parameters:" in result.stdout and "pair_slop (default 0.05; a float in [0.0, 10.0])" in \
+        result.stdout

@@ -19,15 +19,25 @@ class Param:
     max: float | None = None
     choices: tuple[str, ...] | None = None
 
+    def allowed(self) -> str:
+        """What the parameter accepts, for error messages."""
+        kind = type(self.default).__name__
+        article = "an" if kind[0] in "aeiou" else "a"
+        if self.choices is not None:
+            return f"one of {list(self.choices)}"
+        if self.min is not None:
+            return f"{article} {kind} in [{self.min}, {self.max}]"
+        return "a list of 16 numbers" if isinstance(self.default, list) else f"{article} {kind}"
+
     def check(self, value: Any) -> Any:
         if type(self.default) is float and isinstance(value, int):
             value = float(value)
         if type(value) is not type(self.default):
-            raise ValueError(f"parameter {self.name!r} must be {type(self.default).__name__}, got {value!r}")
+            raise ValueError(f"parameter {self.name!r} must be {self.allowed()}, got {value!r}")
         if self.choices is not None and value not in self.choices:
-            raise ValueError(f"parameter {self.name!r} must be one of {list(self.choices)}, got {value!r}")
+            raise ValueError(f"parameter {self.name!r} must be {self.allowed()}, got {value!r}")
         if (self.min is not None and value < self.min) or (self.max is not None and value > self.max):
-            raise ValueError(f"parameter {self.name!r} = {value} is outside [{self.min}, {self.max}]")
+            raise ValueError(f"parameter {self.name!r} must be {self.allowed()}, got {value!r}")
         return value
 
 
@@ -84,8 +94,13 @@ NODES = {"segmentation_node": SEGMENTATION, "teacher_node": TEACHER, "compare_no
 
 
 def declare(node, params: list[Param]) -> dict[str, Any]:
-    """Declare `params` on an rclpy node with descriptors and ranges; return their checked values."""
+    """Declare `params` on an rclpy node with descriptors and ranges; return their checked values.
+
+    A value of the wrong type or out of range (from `-p` or a params file) raises ValueError naming the
+    parameter and what it accepts; a parameter in the overrides that the node does not have gets a warning
+    naming the closest known one (a misspelled key would otherwise be ignored silently)."""
     from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+    from rclpy.exceptions import ParameterException
 
     values = {}
     for p in params:
@@ -97,6 +112,25 @@ def declare(node, params: list[Param]) -> dict[str, Any]:
                                                                   step=0.0)]
         elif p.min is not None and isinstance(p.default, int) and not isinstance(p.default, bool):
             descriptor.integer_range = [IntegerRange(from_value=int(p.min), to_value=int(p.max), step=1)]
-        value = node.declare_parameter(p.name, p.default, descriptor).value
+        try:
+            value = node.declare_parameter(p.name, p.default, descriptor).value
+        except ParameterException as error:  # rclpy: wrong type or outside the descriptor's range
+            given = getattr(node, "_parameter_overrides", {}).get(p.name)
+            shown = given.value if given is not None else str(error).splitlines()[0]
+            raise ValueError(f"parameter {p.name!r} must be {p.allowed()}, got {shown!r}") from None
         values[p.name] = p.check(list(value) if isinstance(p.default, list) else value)
+    warn_unknown_overrides(node, [p.name for p in params])
     return values
+
+
+def warn_unknown_overrides(node, known: list[str]) -> list[str]:
+    """Warn about overrides (params file / -p) the node does not declare, naming the closest known name."""
+    import difflib
+
+    unknown = [name for name in getattr(node, "_parameter_overrides", {})
+               if name not in known and name != "use_sim_time" and not name.startswith("qos_overrides.")]
+    for name in unknown:
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]!r}?" if close else f"; known: {', '.join(known)}"
+        node.get_logger().warning(f"unknown parameter {name!r} is ignored{hint}")
+    return unknown

@@ -8,6 +8,10 @@ from lix_ros.core.dds import configure_dds_env
 
 
 def run_nodes(factories: list, args: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if args is None else args
+    if "-h" in argv or "--help" in argv:
+        print(usage(factories))
+        return 0
     configure_dds_env()
     import rclpy
     from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
@@ -37,3 +41,21 @@ def run_nodes(factories: list, args: list[str] | None = None) -> int:
         if rclpy.ok():
             rclpy.shutdown()
     return 0
+
+
+def usage(factories: list) -> str:
+    """--help: the nodes' parameters, with defaults and what they accept, and how to set them."""
+    from lix_ros.nodes.params import NODES
+
+    lines = ["usage: <node> [--ros-args -p NAME:=VALUE ... | --params-file FILE]", ""]
+    for factory in factories:
+        name = NODE_NAMES.get(factory.__name__, factory.__name__)
+        lines.append(f"{name} parameters:")
+        for p in NODES[name]:
+            lines.append(f"  {p.name} (default {p.default!r}; {p.allowed()}): {p.description}")
+        lines.append("")
+    lines.append("Example: segmentation_node --ros-args -p threads:=1 -r image:=/camera/image_raw")
+    return "\n".join(lines)
+
+
+NODE_NAMES = {"SegmentationNode": "segmentation_node", "TeacherNode": "teacher_node", "CompareNode": "compare_node"}
