@@ -342,3 +342,68 @@ def test_node_help_prints_usage_without_starting():
     assert result.returncode == 0
     assert "teacher_node parameters:" in result.stdout and "pair_slop (default 0.05; a float in [0.0, 10.0])" in \
         result.stdout
+
+
+def test_hard_frame_bag_failure_stops_capture_not_the_stack(tmp_path, frames):
+    """A capture folder that becomes a regular file after start-up: the first hard frame fails to open the
+    bag; capture stops with an ERROR in /diagnostics, and the student and the A/B node keep serving."""
+    ns = "/lix_test_capture"
+    capture_dir = tmp_path / "capture"
+    params = tmp_path / "params.yaml"
+    params.write_text(f"/**/compare_node:\n  ros__parameters:\n    hard_frame_bag: {capture_dir / 'bag'}\n"
+                      "    hard_frame_threshold: 0.0\n")
+    bringup = Bringup("--params", str(params), "--teacher", "--ab", "--namespace", ns, "--image", f"{ns}/image",
+                      "--depth", f"{ns}/depth", "--camera-info", f"{ns}/info")
+    probe = Probe("lix_test_capture_probe")
+    try:
+        probe.subscribe(Image, f"{ns}/lix/semantic")
+        probe.subscribe(Float32MultiArray, f"{ns}/lix/ab/agreement")
+        probe.subscribe(DiagnosticArray, "/diagnostics")
+        for topic, msg_type in ((f"{ns}/image", Image), (f"{ns}/depth", Image), (f"{ns}/info", CameraInfo)):
+            probe.publisher(msg_type, topic)
+        probe.wait_matched(f"{ns}/depth", timeout=60)
+        assert capture_dir.is_dir()  # made at start-up
+        capture_dir.rmdir()
+        capture_dir.write_text("not a folder any more")
+
+        def send(frame_id, t, frame):
+            stamp = probe.stamp(t)
+            probe.publishers[f"{ns}/image"].publish(image(stamp, frame_id, frame.rgb))
+            probe.publishers[f"{ns}/depth"].publish(image(stamp, frame_id, frame.depth, "32FC1"))
+            probe.publishers[f"{ns}/info"].publish(camera_info(stamp, frame_id, frame.K, 160, 320))
+
+        def compare_status():
+            for msg in reversed(probe.received["/diagnostics"]):
+                status = msg.status[0]
+                if status.name == "lix_ros: compare_node" and ns in status.hardware_id:
+                    return status
+            return None
+
+        error_level = 2  # diagnostic_msgs/DiagnosticStatus.ERROR
+        assert probe.retry(lambda: send("first", 1, frames[0]),
+                           lambda: (status := compare_status()) is not None and ord(status.level) == error_level,
+                           timeout=90)
+        status = compare_status()
+        assert "hard-frame capture stopped" in status.message
+        assert {kv.key: kv.value for kv in status.values}["hard_frame_write_errors"] == "1"
+        # Still serving: a new frame gets its mask and its agreement.
+        before = len(probe.received[f"{ns}/lix/ab/agreement"])
+        assert probe.retry(lambda: send("after", 2, frames[1]),
+                           lambda: any(m.header.frame_id == "after" for m in probe.received[f"{ns}/lix/semantic"])
+                           and len(probe.received[f"{ns}/lix/ab/agreement"]) > before, timeout=60)
+        assert bringup.process.poll() is None
+    finally:
+        probe.close()
+        code, stderr = bringup.stop()
+    assert code == 0, stderr[-2000:]
+
+
+def test_hard_frame_bag_under_a_file_is_a_startup_error(tmp_path):
+    (tmp_path / "file").write_text("x")
+    result = subprocess.run([sys.executable, "-m", "lix_ros.nodes.compare_node", "--ros-args", "-p",
+                             f"hard_frame_bag:={tmp_path / 'file' / 'sub' / 'bag'}"], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"lix_ros: startup error: parameter 'hard_frame_bag': cannot create folder {tmp_path / 'file' / 'sub'} "
+        "(Not a directory)"]

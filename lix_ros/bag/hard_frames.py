@@ -6,6 +6,7 @@ those of `lix-bag synth`, so `lix-bag eval` and `lix-train` (data.source: bag) r
 
 from __future__ import annotations
 
+import os
 import struct
 import time
 from collections import OrderedDict
@@ -26,9 +27,22 @@ def cdr_header_stamp(raw: bytes) -> tuple[int, int]:
     return struct.unpack("<iI" if little else ">iI", raw[4:12])
 
 
+def check_capture_path(path: Path) -> None:
+    """At start-up: the bag's folder must exist or be creatable, and be writable (ValueError naming why)."""
+    parent = path.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:  # a path under a regular file, no permission, read-only file system
+        raise ValueError(f"parameter 'hard_frame_bag': cannot create folder {parent} "
+                         f"({error.strerror or type(error).__name__})") from None
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise ValueError(f"parameter 'hard_frame_bag': folder {parent} is not writable")
+
+
 class HardFrameRecorder:
     def __init__(self, path: str | Path, threshold: float, max_bytes: int, keep_stamps: int = 60):
         path = Path(path)
+        check_capture_path(path)
         if path.exists():  # never overwrite a capture: start a new one beside it
             path = path.with_name(f"{path.name}_{time.strftime('%Y%m%d_%H%M%S')}")
         self.path = path

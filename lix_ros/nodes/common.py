@@ -51,9 +51,11 @@ def class_table_msg(names: list[str]) -> String:
     return String(data=json.dumps(table))
 
 
-def diagnostic_array(node, name: str, level_ok: bool, message: str, values: dict) -> DiagnosticArray:
+def diagnostic_array(node, name: str, level_ok: bool, message: str, values: dict, error: bool = False
+                     ) -> DiagnosticArray:
+    """One lix_ros status: OK, WARN when not level_ok, ERROR when `error` (a part of the node has stopped)."""
     status = DiagnosticStatus()
-    status.level = DiagnosticStatus.OK if level_ok else DiagnosticStatus.WARN
+    status.level = DiagnosticStatus.ERROR if error else DiagnosticStatus.OK if level_ok else DiagnosticStatus.WARN
     status.name = f"lix_ros: {name}"
     status.hardware_id = node.get_fully_qualified_name()
     status.message = message

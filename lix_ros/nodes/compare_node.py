@@ -10,6 +10,7 @@ Hard frames (disagreement > hard_frame_threshold) go to a size-capped bag that l
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import threading
 
@@ -49,9 +50,10 @@ def agreement(student: np.ndarray, teacher: np.ndarray, num_classes: int = NUM_C
 class CompareNode(Node):
     def __init__(self, **kwargs):
         super().__init__("compare_node", **kwargs)
+        self.hard_frames = None  # before anything can fail, so destroy_node works after a start-up error
+        self.lock = threading.Lock()
         self.p = declare(self, COMPARE)
         self.pairer = ExactTimePairer(self.p["queue_size"])
-        self.lock = threading.Lock()
         self.create_subscription(Image, "lix/semantic", lambda m: self._add(0, m), OUTPUT_QOS)
         self.create_subscription(Image, "lix/teacher/semantic", lambda m: self._add(1, m), OUTPUT_QOS)
         self.agreement_pub = self.create_publisher(Float32MultiArray, "lix/ab/agreement", OUTPUT_QOS)
@@ -64,6 +66,8 @@ class CompareNode(Node):
         self.last = {}
         self.last_error = ""
         self.hard_frames = None
+        self.capture_error = ""
+        self.capture_errors = 0
         if self.p["hard_frame_bag"]:
             self.hard_frames = HardFrameRecorder(self.p["hard_frame_bag"], self.p["hard_frame_threshold"],
                                                  int(self.p["hard_frame_max_mb"] * 1e6))
@@ -77,6 +81,8 @@ class CompareNode(Node):
 
     def _input(self, role: str, raw: bytes) -> None:
         with self.lock:
+            if self.hard_frames is None:  # capture stopped after a write failure
+                return
             try:
                 self.hard_frames.add_input(role, raw)
             except ValueError as error:
@@ -111,14 +117,27 @@ class CompareNode(Node):
         frame_miou = scores_from_confusion(confusion).miou
         self.last = dict(zip(AGREEMENT_FIELDS, (pixel, frame_miou, running_pixel, running_miou)))
         if self.hard_frames is not None and np.isfinite(pixel):
-            stamp = (student_msg.header.stamp.sec, student_msg.header.stamp.nanosec)
-            with self.lock:
-                self.hard_frames.offer(stamp, 1.0 - pixel, serialize_message(student_msg),
-                                       serialize_message(teacher_msg))
+            self._capture(student_msg, teacher_msg, 1.0 - pixel)
         msg = Float32MultiArray()
         msg.layout.dim = [MultiArrayDimension(label=",".join(AGREEMENT_FIELDS), size=4, stride=4)]
         msg.data = [float(v) for v in self.last.values()]
         self.agreement_pub.publish(msg)
+
+    def _capture(self, student_msg: Image, teacher_msg: Image, disagreement: float) -> None:
+        """Offer the frame to the hard-frame bag; a write failure (disk full, folder removed) stops the
+        capture with an ERROR in /diagnostics, never the node or the others in its process."""
+        stamp = (student_msg.header.stamp.sec, student_msg.header.stamp.nanosec)
+        with self.lock:
+            try:
+                self.hard_frames.offer(stamp, disagreement, serialize_message(student_msg),
+                                       serialize_message(teacher_msg))
+            except Exception as error:
+                self.capture_error = f"hard-frame capture stopped: {type(error).__name__}: {error}"
+                self.capture_errors += 1
+                self.get_logger().error(self.capture_error)
+                with contextlib.suppress(Exception):
+                    self.hard_frames.close()
+                self.hard_frames = None
 
     def publish_diagnostics(self) -> None:
         values = {"frames_compared": self.frames, "unmatched_dropped": self.pairer.dropped,
@@ -128,8 +147,11 @@ class CompareNode(Node):
             values.update(hard_frames_captured=self.hard_frames.captured,
                           hard_frames_skipped_size_cap=self.hard_frames.skipped_for_size,
                           hard_frame_bag=str(self.hard_frames.path))
+        if self.capture_errors:
+            values.update(hard_frame_write_errors=self.capture_errors)
+        message = self.capture_error or self.last_error or "ok"
         self.diagnostics_pub.publish(diagnostic_array(self, "compare_node", self.rejected == 0 or not self.last_error,
-                                                      "ok" if not self.last_error else self.last_error, values))
+                                                      message, values, error=bool(self.capture_error)))
 
 
     def destroy_node(self) -> None:
