@@ -135,3 +135,22 @@ def test_cdr_header_stamp_reads_the_serialised_header():
     msg = make_image(1_700_000_123_456_789_012, "cam", np.zeros((2, 2), np.uint8), "mono8")
     raw = TYPESTORE.serialize_cdr(msg, "sensor_msgs/msg/Image")
     assert cdr_header_stamp(bytes(raw)) == (1_700_000_123, 456_789_012)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["synth", "--out", "{tmp}/s", "--width", "-5"], "lix-bag synth: error: argument --width: must be >= 16, got -5"),
+    (["synth", "--out", "{tmp}/s", "--frames", "x"], "lix-bag synth: error: argument --frames: expected an integer"),
+    (["record", "--out", "{tmp}/r", "--topics", "/x", "--duration", "-5"],
+     "lix-bag record: error: argument --duration: must be > 0, got -5"),
+])
+def test_bad_arguments_are_one_line_and_leave_nothing(tmp_path, args, message):
+    result = lix_bag(*[a.format(tmp=tmp_path) for a in args])
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1 and lines[0].startswith(message), result.stderr
+    assert not any(tmp_path.iterdir())  # no half-made bag blocks a re-run
+
+
+def test_play_start_past_the_end_is_an_error(tmp_path):
+    assert lix_bag("synth", "--out", str(tmp_path / "short"), "--frames", "3").returncode == 0
+    result = lix_bag("play", str(tmp_path / "short"), "--start", "100")
+    assert result.returncode == 2 and "--start 100.0 s is past the end of" in result.stderr

@@ -97,3 +97,18 @@ def test_a_run_made_with_other_settings_is_refused(tmp_path):
     with pytest.raises(CliError, match="other settings"):
         run_one(job, tmp_path / "t.pt", ["steps=20"], {})
     assert run_one(job, "t.pt", ["steps=10"], {}) == {}
+
+
+def test_student_config_is_the_full_preset():
+    """config/training/student.yaml reproduces seed 0 of the benchmark's student row (and the committed
+    student_supervised_small.pt): the same training settings as the `full` preset."""
+    import yaml
+
+    from lix_training.bench_kd import default_config
+    from lix_training.config import load_config
+
+    bench = yaml.safe_load(default_config().read_text())
+    full = load_config(None, [*bench["presets"]["full"]["overrides"], "model.kind=student"])
+    shipped = load_config("config/training/student.yaml")
+    for key in ("seed", "model", "data", "optim", "steps", "batch_size"):
+        assert shipped[key] == full[key], key

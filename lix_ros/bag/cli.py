@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lix_ros.cli.common import CliError, friendly_errors
+from lix_ros.cli.common import CliError, OneLineParser, friendly_errors, number
 from lix_ros.core.constants import CAMERA, GT, LIDAR_BEAMS, TEST_FAMILY_SEED
 
 
@@ -27,24 +27,24 @@ def _topic_count(text: str) -> tuple[str, int]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lix-bag", description=__doc__)
+    parser = OneLineParser(prog="lix-bag", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
     synth = sub.add_parser("synth", help="write a synthetic drive (camera, info, depth, LiDAR, GT) as a bag")
     synth.add_argument("--out", type=Path, required=True)
     synth.add_argument("--seed", type=int, default=TEST_FAMILY_SEED, help="scene seed (>= 2e6: held-out test family)")
-    synth.add_argument("--frames", type=int, default=100)
-    synth.add_argument("--rate", type=float, default=10.0, help="Hz")
-    synth.add_argument("--width", type=int, default=320)
-    synth.add_argument("--height", type=int, default=160)
-    synth.add_argument("--beams", type=int, default=LIDAR_BEAMS)
+    synth.add_argument("--frames", type=number(int, 1), default=100)
+    synth.add_argument("--rate", type=number(float, 0, low_open=True), default=10.0, help="Hz")
+    synth.add_argument("--width", type=number(int, 16, 8192), default=320)
+    synth.add_argument("--height", type=number(int, 16, 8192), default=160)
+    synth.add_argument("--beams", type=number(int, 1, 512), default=LIDAR_BEAMS)
     synth.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap")
 
     play = sub.add_parser("play", help="replay a bag at its recorded timing")
     play.add_argument("bag", type=Path)
-    play.add_argument("--rate", type=float, default=1.0)
+    play.add_argument("--rate", type=number(float, 0, low_open=True), default=1.0)
     play.add_argument("--loop", action="store_true")
-    play.add_argument("--start", type=float, default=0.0, help="seconds into the bag")
+    play.add_argument("--start", type=number(float, 0), default=0.0, help="seconds into the bag")
     play.add_argument("--topics", nargs="+", help="only these topics")
     play.add_argument("--clock", action="store_true", help="publish /clock (for use_sim_time)")
     play.add_argument("--qos", choices=("reliable", "best_effort"), default="reliable")
@@ -55,12 +55,13 @@ def build_parser() -> argparse.ArgumentParser:
                       help="lockstep: after each camera frame wait for these (sensor_msgs/Image) outputs to carry "
                            "its stamp, e.g. --sync /lix/semantic /lix/teacher/semantic")
     play.add_argument("--sync-on", help="the camera topic that lockstep follows (default: /camera/image_raw)")
-    play.add_argument("--sync-timeout", type=float, default=10.0, help="seconds to wait per frame")
+    play.add_argument("--sync-timeout", type=number(float, 0, low_open=True), default=10.0,
+                      help="seconds to wait per frame")
 
     record = sub.add_parser("record", help="record live topics to a bag")
     record.add_argument("--out", type=Path, required=True)
     record.add_argument("--topics", nargs="+", required=True)
-    record.add_argument("--duration", type=float, help="seconds (default: until Ctrl-C)")
+    record.add_argument("--duration", type=number(float, 0, low_open=True), help="seconds (default: until Ctrl-C)")
     record.add_argument("--stop-file", type=Path, help="stop when this file appears")
     record.add_argument("--ready-file", type=Path, help="create this file once the --ready-topics are subscribed")
     record.add_argument("--ready-topics", nargs="+", help="topics --ready-file waits for (default: all)")

@@ -110,6 +110,9 @@ def play_bag(path: str | Path, options: PlayOptions | None = None, **overrides) 
     try:
         available = topic_types(reader)
         chosen, classes = _choose_topics(path, available, options)
+        length_s = (reader.end_time - reader.start_time) / 1e9
+        if options.start_s > length_s:
+            raise BagError(f"--start {options.start_s} s is past the end of {path} ({length_s:.2f} s long)")
         sync_on = _sync_topic(chosen, available, options) if options.sync_topics else None
     except BagError:
         reader.close()
