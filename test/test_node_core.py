@@ -123,3 +123,24 @@ def test_point_cloud_round_trip_and_errors():
         read_xyz(fields, 1, 3, 0, 0, data)
     with pytest.raises(PointCloudError, match="overruns point_step 4"):
         read_xyz(fields, 1, 3, 4, 12, data)
+
+
+def test_counters_hold_warn_and_skip_stamps_from_another_clock():
+    from lix_ros.core.node_counters import InferenceCounters
+
+    now = [100.0]
+    counters = InferenceCounters(warn_hold_s=10.0, clock=lambda: now[0])
+    counters.record(0.02, 0.05)
+    counters.record(0.02, 95_314_531.5)  # a 2023 stamp replayed without sim time: not a latency
+    ok, _, values = counters.report()
+    assert ok and values["end_to_end_ms_median"] == pytest.approx(50.0) and values["stamps_not_comparable"] == 1
+    counters.reject(ValueError("bad frame"))
+    now[0] += 9.0
+    ok, message, values = counters.report()
+    assert not ok and "1 frames rejected so far" in message and values["frames_rejected"] == 1
+    now[0] += 2.0  # past the hold time: OK again, the running total stays
+    ok, message, values = counters.report()
+    assert ok and message == "ok" and values["frames_rejected"] == 1
+    only_foreign = InferenceCounters()
+    only_foreign.record(0.02, -5_000.0)
+    assert only_foreign.report()[2]["end_to_end_ms_median"].startswith("n/a (no camera stamp on this node's clock)")

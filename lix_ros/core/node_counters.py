@@ -52,14 +52,25 @@ class RateMeter:
             return (len(self._times) - 1) / max(self._times[-1] - self._times[0], 1e-9)
 
 
-class InferenceCounters:
-    """What an inference node reports in /diagnostics: processed, rejected, rate, model and end-to-end time."""
+# A camera stamp further than this from the node's clock is from another clock (a bag replayed without
+# use_sim_time, an unsynchronised camera): its "latency" says nothing, so it is not averaged in.
+COMPARABLE_CLOCK_S = 60.0
 
-    def __init__(self):
+
+class InferenceCounters:
+    """What an inference node reports in /diagnostics: processed, rejected, rate, model and end-to-end time.
+
+    WARN is held for `warn_hold_s` after the last rejected frame, so a monitor polling slower than the
+    diagnostics period still sees a burst; the running total of rejects is always reported."""
+
+    def __init__(self, warn_hold_s: float = 10.0, clock=time.monotonic):
         self.processed = 0
         self.rejected = 0
         self.last_error = ""
-        self._rejected_at_report = 0
+        self.warn_hold_s = float(warn_hold_s)
+        self._clock = clock
+        self._last_reject_at: float | None = None
+        self.stamps_not_comparable = 0
         self.rate = RateMeter()
         self.model_ms = RollingStats()
         self.end_to_end_ms = RollingStats()
@@ -68,20 +79,30 @@ class InferenceCounters:
         self.processed += 1
         self.rate.tick()
         self.model_ms.add(model_seconds * 1000)
-        self.end_to_end_ms.add(end_to_end_seconds * 1000)
+        if -1.0 <= end_to_end_seconds <= COMPARABLE_CLOCK_S:
+            self.end_to_end_ms.add(end_to_end_seconds * 1000)
+        else:
+            self.stamps_not_comparable += 1
 
     def reject(self, error: Exception) -> str:
         self.rejected += 1
         self.last_error = str(error)
+        self._last_reject_at = self._clock()
         return self.last_error
 
     def report(self) -> tuple[bool, str, dict]:
-        """(no new rejections since the last report, status message, values)."""
-        new = self.rejected - self._rejected_at_report
-        self._rejected_at_report = self.rejected
+        """(no rejected frame within the hold time, status message, values)."""
+        held = self._last_reject_at is not None and self._clock() - self._last_reject_at <= self.warn_hold_s
         model, e2e = self.model_ms.summary(), self.end_to_end_ms.summary()
         values = {"frames_processed": self.processed, "frames_rejected": self.rejected, "rate_hz": self.rate.rate(),
-                  "processing_ms_median": model["median"], "processing_ms_p99": model["p99"],
-                  "end_to_end_ms_median": e2e["median"], "end_to_end_ms_p99": e2e["p99"],
-                  "last_error": self.last_error}
-        return new == 0, "ok" if new == 0 else f"{new} frames rejected: {self.last_error}", values
+                  "processing_ms_median": model["median"], "processing_ms_p99": model["p99"]}
+        if e2e["count"]:
+            values.update(end_to_end_ms_median=e2e["median"], end_to_end_ms_p99=e2e["p99"])
+        else:
+            values["end_to_end_ms_median"] = "n/a (no camera stamp on this node's clock)" \
+                if self.stamps_not_comparable else "n/a (no frame yet)"
+        if self.stamps_not_comparable:
+            values["stamps_not_comparable"] = self.stamps_not_comparable
+        values["last_error"] = self.last_error
+        message = "ok" if not held else f"{self.rejected} frames rejected so far; last: {self.last_error}"
+        return not held, message, values

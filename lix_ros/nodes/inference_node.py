@@ -34,6 +34,7 @@ class InferenceNode(Node):
         self._running = False
         self.worker: threading.Thread | None = None
         self.p = declare(self, spec)
+        self.counters.warn_hold_s = self.p["warn_hold"]
         self.semantic_pub = self.create_publisher(Image, mask_topic, OUTPUT_QOS)
         self.time_pub = self.create_publisher(Float32, time_topic, OUTPUT_QOS)
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, DIAGNOSTICS, 10)

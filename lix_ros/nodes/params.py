@@ -49,6 +49,7 @@ COMMON = [
     Param("queue_depth", 1, "QoS history depth of the image subscriptions", 1, 100),
     Param("diagnostics_period", 1.0, "Seconds between /diagnostics messages", 0.1, 60.0),
     Param("warn_throttle", 5.0, "Seconds between repeated warnings about bad input", 0.1, 600.0),
+    Param("warn_hold", 10.0, "Seconds /diagnostics stays WARN after the last rejected frame", 0.0, 3600.0),
 ]
 
 def model_params(default_description: str) -> list[Param]:
