@@ -11,14 +11,15 @@ from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetEnvironment
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
-from lix_ros.cli.bringup import LAUNCH_ARGUMENTS, _truthy, default_params_file
+from lix_ros.cli.bringup import LAUNCH_ARGUMENTS, launch_settings
 from lix_ros.core.dds import profile_path
 
 
 def _nodes(context):
     value = {name: LaunchConfiguration(name).perform(context) for name, _, _ in LAUNCH_ARGUMENTS}
-    params_file = value["params_file"] or str(default_params_file())
-    overrides = {"use_sim_time": _truthy(value["use_sim_time"])}
+    settings = launch_settings(value)  # a missing params file or use_teacher:=maybe stops the launch here
+    params_file = settings["params_file"]
+    overrides = {"use_sim_time": settings["use_sim_time"]}
     if value["device"]:
         overrides["device"] = value["device"]
     remappings = [("image", value["image"]), ("image/compressed", value["image"] + "/compressed"),
@@ -27,11 +28,11 @@ def _nodes(context):
     nodes = [Node(package="lix_ros", executable="segmentation_node", name="segmentation_node",
                   namespace=value["namespace"], parameters=[params_file, student_overrides],
                   remappings=remappings, output="screen")]
-    if _truthy(value["use_teacher"]):
+    if settings["use_teacher"]:
         nodes.append(Node(package="lix_ros", executable="teacher_node", name="teacher_node",
                           namespace=value["namespace"], parameters=[params_file, overrides],
                           remappings=remappings, output="screen"))
-    if _truthy(value["use_ab"]):
+    if settings["use_ab"]:
         nodes.append(Node(package="lix_ros", executable="compare_node", name="compare_node",
                           namespace=value["namespace"], parameters=[params_file, overrides],
                           remappings=remappings, output="screen"))

@@ -32,8 +32,22 @@ def test_launch_file_uses_the_shared_argument_table():
     names = [name for name, _, _ in LAUNCH_ARGUMENTS]
     assert names == ["params_file", "checkpoint", "image", "depth", "points", "camera_info", "use_teacher", "use_ab",
                      "namespace", "use_sim_time", "device"]
-    for name in names:  # every declared argument is used when the nodes are built
-        assert f'value["{name}"]' in source, f"launch file ignores argument {name}"
+    for name in names:  # every declared argument is used when the nodes are built (checked ones via settings)
+        assert f'value["{name}"]' in source or f'settings["{name}"]' in source, f"launch file ignores argument {name}"
+
+
+def test_launch_arguments_are_checked(tmp_path):
+    """What the launch file runs before it builds nodes (ROS-free, so it runs without launch_ros)."""
+    from lix_ros.cli.bringup import launch_settings
+    from lix_ros.cli.common import CliError
+
+    value = {name: default for name, default, _ in LAUNCH_ARGUMENTS}
+    settings = launch_settings(value)
+    assert Path(settings["params_file"]).is_file() and settings["use_teacher"] is False
+    with pytest.raises(CliError, match=r"argument 'params_file': /missing\.yaml does not exist"):
+        launch_settings(dict(value, params_file="/missing.yaml"))
+    with pytest.raises(CliError, match="argument 'use_teacher': expected true or false, got 'maybe'"):
+        launch_settings(dict(value, use_teacher="maybe"))
 
 
 def test_bringup_options_mirror_launch_arguments():

@@ -34,12 +34,23 @@ def default_params_file() -> Path:
     return share_dir() / "config" / "segmentation.yaml"
 
 
-def _truthy(text: str) -> bool:
+def _truthy(text: str, name: str = "") -> bool:
     if text.lower() in ("true", "1", "yes", "on"):
         return True
     if text.lower() in ("false", "0", "no", "off", ""):
         return False
-    raise CliError(f"expected true or false, got {text!r}")
+    raise CliError(f"{f'argument {name!r}: ' if name else ''}expected true or false, got {text!r}")
+
+
+def launch_settings(value: dict[str, str]) -> dict:
+    """The launch file's arguments checked (ROS-free, so it is tested without launch_ros): the params file
+    must exist (launch_ros would drop a missing one with a warning and run on defaults), switches must be
+    true/false (naming the argument otherwise)."""
+    params_file = Path(value["params_file"]) if value["params_file"] else default_params_file()
+    if not params_file.is_file():
+        raise CliError(f"argument 'params_file': {params_file} does not exist")
+    return {"params_file": str(params_file),
+            **{name: _truthy(value[name], name) for name in ("use_teacher", "use_ab", "use_sim_time")}}
 
 
 def resolve_params(params_file: Path, checkpoint: str, device: str, use_sim_time: bool) -> dict:
