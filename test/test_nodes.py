@@ -407,3 +407,40 @@ def test_hard_frame_bag_under_a_file_is_a_startup_error(tmp_path):
     assert result.stderr.strip().splitlines() == [
         f"lix_ros: startup error: parameter 'hard_frame_bag': cannot create folder {tmp_path / 'file' / 'sub'} "
         "(Not a directory)"]
+
+
+def test_two_sigints_shut_down_cleanly_and_close_the_hard_frame_bag(tmp_path, frames):
+    """As `ros2 launch` does on Ctrl-C: SIGINT twice in a row. Exit 0, no traceback, the capture bag complete."""
+    from lix_ros.bag.io import topic_counts
+
+    ns = "/lix_test_sigint"
+    bag = tmp_path / "hard"
+    params = tmp_path / "params.yaml"
+    params.write_text(f"/**/compare_node:\n  ros__parameters:\n    hard_frame_bag: {bag}\n"
+                      "    hard_frame_threshold: 0.0\n")
+    bringup = Bringup("--params", str(params), "--teacher", "--ab", "--namespace", ns, "--image", f"{ns}/image",
+                      "--depth", f"{ns}/depth", "--camera-info", f"{ns}/info")
+    probe = Probe("lix_test_sigint_probe")
+    try:
+        probe.subscribe(Float32MultiArray, f"{ns}/lix/ab/agreement")
+        for topic, msg_type in ((f"{ns}/image", Image), (f"{ns}/depth", Image), (f"{ns}/info", CameraInfo)):
+            probe.publisher(msg_type, topic)
+        probe.wait_matched(f"{ns}/depth", timeout=60)
+
+        def send():
+            stamp = probe.stamp(3)
+            probe.publishers[f"{ns}/image"].publish(image(stamp, "f", frames[0].rgb))
+            probe.publishers[f"{ns}/depth"].publish(image(stamp, "f", frames[0].depth, "32FC1"))
+            probe.publishers[f"{ns}/info"].publish(camera_info(stamp, "f", frames[0].K, 160, 320))
+
+        assert probe.retry(send, lambda: len(probe.received[f"{ns}/lix/ab/agreement"]) > 0, timeout=90)
+        probe.spin(0.5)
+    finally:
+        probe.close()
+    bringup.process.send_signal(signal.SIGINT)
+    time.sleep(0.05)
+    bringup.process.send_signal(signal.SIGINT)
+    code = bringup.process.wait(timeout=30)
+    stderr = bringup.process.stderr.read()
+    assert code == 0 and "Traceback" not in stderr, stderr[-3000:]
+    assert topic_counts(bag).get("/camera/image_raw", 0) >= 1  # a readable, finished bag

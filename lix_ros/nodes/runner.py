@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 
 from lix_ros.core.dds import configure_dds_env
@@ -36,6 +37,10 @@ def run_nodes(factories: list, args: list[str] | None = None) -> int:
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
+        # `ros2 launch` sends SIGINT twice (and users press Ctrl-C twice): once tearing down, finish it
+        # (close the hard-frame bag, stop the workers) instead of dying half-way with a traceback.
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_IGN)
         for node in nodes:
             node.destroy_node()
         if rclpy.ok():
