@@ -143,3 +143,23 @@ def test_play_lockstep_waits_for_answers_and_counts_timeouts(tmp_path):
     assert "lockstep on /camera/image_raw: 4 of 5 frames answered on /lix/semantic (1 timeouts" in stdout
     waited = float(stdout.split(" s waited")[0].rsplit("(1 timeouts, ", 1)[1])
     assert waited >= 4 * 0.3 + 1.0 - 0.3  # four late answers and one timeout, less the bag's own spacing
+
+
+def offered_qos(bag) -> dict[str, tuple[str, str]]:
+    from rosbags.rosbag2 import Reader
+
+    with Reader(bag) as reader:
+        return {c.topic: (c.ext.offered_qos_profiles[0].reliability.name, c.ext.offered_qos_profiles[0].durability.name)
+                for c in reader.connections}
+
+
+def test_bags_carry_the_offered_qos(demo):
+    """synth offers sensor-data QoS for sensors and a latched /tf_static; record stores what the live
+    publishers offered (the player republishes the camera reliably; the nodes' outputs are reliable)."""
+    out, _ = demo
+    synth = offered_qos(out / "drive")
+    assert synth["/tf_static"] == ("RELIABLE", "TRANSIENT_LOCAL")
+    assert synth["/camera/image_raw"] == ("BEST_EFFORT", "VOLATILE") and synth["/lidar/points"][0] == "BEST_EFFORT"
+    recorded = offered_qos(out / "recorded")
+    assert recorded["/lix/semantic"] == ("RELIABLE", "VOLATILE")
+    assert recorded["/diagnostics"][0] in ("RELIABLE", "BEST_EFFORT") and all(recorded.values())

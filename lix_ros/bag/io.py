@@ -7,11 +7,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
 from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 
 # Topic names written by `lix-bag synth` and read by default by `lix-bag eval` (re-exported for the bag tools).
-from lix_ros.core.constants import CAMERA, CAMERA_INFO, DEPTH, GT, POINTS, STUDENT_OUT, TEACHER_OUT  # noqa: F401
+from lix_ros.core.constants import (  # noqa: F401 - re-exported
+    CAMERA,
+    CAMERA_INFO,
+    DEPTH,
+    GT,
+    POINTS,
+    STUDENT_OUT,
+    TEACHER_OUT,
+    TF_STATIC,
+)
 from lix_ros.core.image_codec import ImageError, decode_color, decode_depth
 from lix_ros.data.sample import DataError
 
@@ -190,8 +200,30 @@ def make_static_tf(stamp: int, parent: str, child: str, T_parent_from_child: np.
     return t["tf2_msgs/msg/TFMessage"](transforms=[stamped])
 
 
+def bag_qos(reliable: bool = True, transient_local: bool = False, depth: int = 10) -> Qos:
+    """An offered QoS profile as rosbag2 stores it per connection (`ros2 bag play` republishes with it)."""
+    infinite = QosTime(sec=0x7FFFFFFF, nsec=0xFFFFFFFF)
+    return Qos(history=QosHistory.KEEP_LAST, depth=depth,
+               reliability=QosReliability.RELIABLE if reliable else QosReliability.BEST_EFFORT,
+               durability=QosDurability.TRANSIENT_LOCAL if transient_local else QosDurability.VOLATILE,
+               deadline=infinite, lifespan=infinite, liveliness=QosLiveliness.AUTOMATIC,
+               liveliness_lease_duration=infinite, avoid_ros_namespace_conventions=False)
+
+
+SENSOR_QOS = bag_qos(reliable=False, depth=5)  # cameras, depth, LiDAR: sensor-data QoS
+LATCHED_QOS = bag_qos(transient_local=True, depth=1)  # /tf_static: late listeners still get it
+RELIABLE_QOS = bag_qos()
+
+
+def topic_qos(topic: str) -> Qos:
+    """What lix_ros's own topics are offered with."""
+    if topic == TF_STATIC:
+        return LATCHED_QOS
+    return SENSOR_QOS if topic in (CAMERA, CAMERA_INFO, DEPTH, POINTS) else RELIABLE_QOS
+
+
 class BagWriter:
-    """A rosbags Writer with one connection per topic, created on first use."""
+    """A rosbags Writer with one connection per topic, created on first use, with its offered QoS."""
 
     def __init__(self, path: str | Path, storage: str = "mcap"):
         if storage not in STORAGES:
@@ -204,12 +236,15 @@ class BagWriter:
         self.connections = {}
         self.bytes_written = 0
 
-    def write(self, topic: str, msg, log_time_ns: int) -> None:
-        self.write_raw(topic, msg.__msgtype__, TYPESTORE.serialize_cdr(msg, msg.__msgtype__), log_time_ns)
+    def write(self, topic: str, msg, log_time_ns: int, qos: Qos | None = None) -> None:
+        self.write_raw(topic, msg.__msgtype__, TYPESTORE.serialize_cdr(msg, msg.__msgtype__), log_time_ns, qos)
 
-    def write_raw(self, topic: str, msgtype: str, data: bytes, log_time_ns: int) -> None:
+    def write_raw(self, topic: str, msgtype: str, data: bytes, log_time_ns: int, qos: Qos | None = None) -> None:
+        """Write; the connection is made on a topic's first message, offered with `qos` (default: what
+        lix_ros offers on that topic)."""
         if topic not in self.connections:
-            self.connections[topic] = self.writer.add_connection(topic, msgtype, typestore=TYPESTORE)
+            self.connections[topic] = self.writer.add_connection(
+                topic, msgtype, typestore=TYPESTORE, offered_qos_profiles=[qos or topic_qos(topic)])
         self.writer.write(self.connections[topic], int(log_time_ns), data)
         self.bytes_written += len(data)
 

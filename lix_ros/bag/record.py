@@ -6,7 +6,7 @@ import signal
 import time
 from pathlib import Path
 
-from lix_ros.bag.io import BagError, BagWriter
+from lix_ros.bag.io import BagError, BagWriter, bag_qos
 from lix_ros.bag.play import message_class
 from lix_ros.core.dds import configure_dds_env
 
@@ -86,18 +86,23 @@ class _Recorder:
         return True
 
     def subscribe(self, topic: str, type_name: str) -> None:
-        from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+        from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
         cls = message_class(type_name)
         if cls is None:
             raise BagError(f"unknown message type {type_name} on {topic}")
         infos = self.node.get_publishers_info_by_topic(topic)
-        reliable = infos and all(i.qos_profile.reliability == ReliabilityPolicy.RELIABLE for i in infos)
+        reliable = bool(infos) and all(i.qos_profile.reliability == ReliabilityPolicy.RELIABLE for i in infos)
+        latched = bool(infos) and all(i.qos_profile.durability == DurabilityPolicy.TRANSIENT_LOCAL for i in infos)
         qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=100,
-                         reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT)
+                         reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT,
+                         durability=DurabilityPolicy.TRANSIENT_LOCAL if latched else DurabilityPolicy.VOLATILE)
+        # What the publishers offered goes into the bag, so a replay offers it again (latched /tf_static).
+        offered = bag_qos(reliable=reliable, transient_local=latched,
+                          depth=max([i.qos_profile.depth for i in infos] or [10]) or 10)
 
         def on_message(raw: bytes) -> None:
-            self.writer.write_raw(topic, type_name, raw, time.time_ns())
+            self.writer.write_raw(topic, type_name, raw, time.time_ns(), offered)
             self.counts[topic] += 1
 
         self.node.create_subscription(cls, topic, on_message, qos, raw=True)
