@@ -58,6 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
     play.add_argument("--sync-timeout", type=number(float, 0, low_open=True), default=10.0,
                       help="seconds to wait per frame")
 
+    repair = sub.add_parser("repair", help="rewrite what is readable of a cut bag (killed recorder) as a normal bag")
+    repair.add_argument("bag", type=Path)
+    repair.add_argument("--out", type=Path, required=True)
+
     record = sub.add_parser("record", help="record live topics to a bag")
     record.add_argument("--out", type=Path, required=True)
     record.add_argument("--topics", nargs="+", required=True)
@@ -102,6 +106,12 @@ def main(argv: list[str] | None = None) -> int:
             sync_on=args.sync_on, sync_timeout=args.sync_timeout))
         if result.get("sync", {}).get("timeouts"):
             return 4  # some frames got no answer: the caller should know the lockstep run is incomplete
+    elif args.command == "repair":
+        from lix_ros.bag.io import repair_bag
+
+        counts = repair_bag(args.bag, args.out)
+        print(f"repaired {sum(counts.values())} messages into {args.out}: "
+              + ", ".join(f"{t}={n}" for t, n in counts.items()))
     elif args.command == "record":
         from lix_ros.bag.record import record_topics
 

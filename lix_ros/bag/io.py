@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -248,6 +249,18 @@ class BagWriter:
         self.writer.write(self.connections[topic], int(log_time_ns), data)
         self.bytes_written += len(data)
 
+    def flush(self) -> None:
+        """Put every message written so far on disk as a complete MCAP chunk, so a process killed later
+        loses nothing before this point (`lix-bag repair` recovers it). rosbags closes a chunk only at
+        1 MiB; this reaches into its MCAP writer (a no-op for sqlite3, which commits per message)."""
+        storage = getattr(self.writer, "storage", None)
+        chunk = getattr(storage, "chunk", None)
+        if chunk is None or chunk.bio.tell() == 0:
+            return
+        storage.close_chunk()
+        storage.bio.flush()
+        os.fsync(storage.bio.fileno())
+
     def close(self) -> None:
         self.writer.close()
 
@@ -256,3 +269,18 @@ class BagWriter:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def repair_bag(path: str | Path, out: str | Path) -> dict[str, int]:
+    """Rewrite what can be read of a bag (e.g. an MCAP cut by a killed recorder, no footer, no
+    metadata.yaml) as a normal bag that standard readers open; returns messages per topic."""
+    reader = open_reader(path)
+    counts: dict[str, int] = {}
+    try:
+        with BagWriter(out) as writer:
+            for connection, timestamp, raw in reader.messages():
+                writer.write_raw(connection.topic, connection.msgtype, bytes(raw), timestamp)
+                counts[connection.topic] = counts.get(connection.topic, 0) + 1
+    finally:
+        reader.close()
+    return counts

@@ -10,6 +10,8 @@ from lix_ros.bag.io import BagError, BagWriter, bag_qos
 from lix_ros.bag.play import message_class
 from lix_ros.core.dds import configure_dds_env
 
+FLUSH_EVERY_S = 0.5  # a killed recorder loses at most the last half second (lix-bag repair keeps the rest)
+
 
 def record_topics(path: str | Path, topics: list[str], duration: float | None = None, storage: str = "mcap",
                   discovery_timeout: float = 10.0, stop_file: str | Path | None = None, quiet: bool = False,
@@ -36,6 +38,7 @@ def record_topics(path: str | Path, topics: list[str], duration: float | None = 
     try:
         start = time.monotonic()
         warned = False
+        flushed = start
         while not stop["now"]:
             now = time.monotonic()
             if recorder.discover(now) and ready_file is not None and waiting_for <= recorder.types.keys():
@@ -45,6 +48,9 @@ def record_topics(path: str | Path, topics: list[str], duration: float | None = 
                 warned = True
                 print(f"lix-bag record: not published yet: {missing}")
             recorder.executor.spin_once(timeout_sec=0.02)
+            if now - flushed >= FLUSH_EVERY_S:  # bounds what a SIGKILL can lose
+                recorder.writer.flush()
+                flushed = now
             if duration is not None and now - start > duration:
                 break
             if stop_file is not None and Path(stop_file).exists():

@@ -29,7 +29,8 @@ def summary_lines(report: dict) -> list[str]:
     lines = [f"bag: {report['bag']} ({report['frames']} frames, mode {report['mode']})"]
     if report["partial"]:
         lines.append(f"PARTIAL: the bag ended in an unreadable part ({report['partial_reason']}); this report covers "
-                     "what could be read")
+                     f"what could be read. `lix-bag repair {report['bag']} --out <new bag>` rewrites that part as a "
+                     "normal bag for other tools")
     for key, title in SECTIONS:
         if report.get(key):
             lines.append(f"{title}: mIoU {_fmt(report[key]['miou'])}, pixel accuracy "
