@@ -444,3 +444,46 @@ def test_two_sigints_shut_down_cleanly_and_close_the_hard_frame_bag(tmp_path, fr
     stderr = bringup.process.stderr.read()
     assert code == 0 and "Traceback" not in stderr, stderr[-3000:]
     assert topic_counts(bag).get("/camera/image_raw", 0) >= 1  # a readable, finished bag
+
+
+def test_burst_of_malformed_frames_is_counted_and_the_next_good_frame_served(tmp_path, frames):
+    """20 malformed frames back to back over a reliable, deep queue: each is accounted for (rejected, or
+    dropped as stale by the newest-frame slot), none is published, and the good frame after them is served."""
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+
+    ns = "/lix_test_burst"
+    params = tmp_path / "params.yaml"
+    params.write_text("/**/segmentation_node:\n  ros__parameters:\n    reliability: reliable\n    queue_depth: 50\n")
+    bringup = Bringup("--params", str(params), "--namespace", ns, "--image", f"{ns}/image")
+    probe = Probe("lix_test_burst_probe")
+    try:
+        probe.subscribe(Image, f"{ns}/lix/semantic")
+        probe.subscribe(DiagnosticArray, "/diagnostics")
+        publisher = probe.publisher(Image, f"{ns}/image", qos=QoSProfile(depth=50,
+                                                                         reliability=ReliabilityPolicy.RELIABLE))
+        probe.wait_matched(f"{ns}/image", timeout=60)
+        rgb = frames[0].rgb
+        bad = [image(probe.stamp(1), "bad", rgb, encoding="16UC1"), image(probe.stamp(1), "bad", rgb, step=10),
+               image(probe.stamp(1), "bad", rgb, data=b"\x00" * 100), image(probe.stamp(1), "bad", rgb, height=0)]
+        for i in range(20):
+            publisher.publish(bad[i % len(bad)])
+        publisher.publish(image(probe.stamp(2), "good", rgb))
+
+        def diag():
+            for msg in reversed(probe.received["/diagnostics"]):
+                status = msg.status[0]
+                if status.name == "lix_ros: segmentation_node" and ns in status.hardware_id:
+                    return {kv.key: kv.value for kv in status.values}
+            return {}
+
+        assert probe.wait_for(lambda: int(diag().get("frames_received", 0)) == 21
+                              and int(diag().get("frames_processed", 0)) == 1, timeout=60), diag()
+        values = diag()
+        assert int(values["frames_rejected"]) + int(values["frames_dropped_stale"]) == 20, values
+        assert int(values["frames_rejected"]) >= 1
+        answered = [m.header.frame_id for m in probe.received[f"{ns}/lix/semantic"]]
+        assert answered == ["good"]
+    finally:
+        probe.close()
+        code, stderr = bringup.stop()
+    assert code == 0, stderr[-2000:]

@@ -24,8 +24,9 @@ class TeacherInputs:
 def camera_intrinsics(info, image_width: int, image_height: int) -> np.ndarray:
     """K from a CameraInfo, checked: positive focal lengths, and the image's size when the info has one."""
     K = np.array(info.k, np.float64).reshape(3, 3)
-    if K[0, 0] <= 0 or K[1, 1] <= 0:
-        raise ImageError(f"camera_info has no valid intrinsics (fx={K[0, 0]}, fy={K[1, 1]})")
+    if not np.isfinite(K).all() or not (K[0, 0] > 0 and K[1, 1] > 0):  # NaN fails every comparison
+        raise ImageError(f"camera_info has no valid intrinsics (fx={K[0, 0]}, fy={K[1, 1]}, finite: "
+                         f"{bool(np.isfinite(K).all())})")
     if info.width and info.height and (info.width, info.height) != (image_width, image_height):
         raise ImageError(f"camera_info is {info.width}x{info.height} but the image is {image_width}x{image_height}")
     return K
