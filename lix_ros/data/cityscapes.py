@@ -10,19 +10,18 @@ Layout (per split and city):
 
 from __future__ import annotations
 
-from lix_ros.core.constants import STEREO_BASELINE_M
-
 import json
 from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 
+from lix_ros.core.constants import STEREO_BASELINE_M
+from lix_ros.core.geometry import depth_to_disparity, disparity_to_depth, intrinsics_matrix
 from lix_ros.data.classes import label_ids_to_train_ids, train_id_to_label_id_lut
 from lix_ros.data.io import read_gray, read_rgb, write_image
 from lix_ros.data.sample import DataError, Sample
 from lix_ros.data.synthetic import Frame
-from lix_ros.core.geometry import depth_to_disparity, disparity_to_depth, intrinsics_matrix
 
 IMAGE_SUFFIX = "_leftImg8bit.png"
 EXPECTED_LAYOUT = "<root>/leftImg8bit/<split>/<city>/<city>_<seq>_<frame>_leftImg8bit.png"

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
+from lix_ros.core.geometry import densify_sparse_depth, project_points_to_depth
 from lix_ros.data.classes import label_ids_to_train_ids
 from lix_ros.data.io import read_gray, read_rgb
 from lix_ros.data.sample import DataError, Sample
-from lix_ros.core.geometry import densify_sparse_depth, project_points_to_depth
 
 EXPECTED_LAYOUT = "<root>/<split>/image_2/<name>.png (+ semantic/, velodyne/<name>.bin, calib/<name>.txt)"
 

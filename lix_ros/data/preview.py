@@ -7,9 +7,9 @@ from collections.abc import Iterable
 import cv2
 import numpy as np
 
+from lix_ros.core.geometry import normals_from_depth
 from lix_ros.data.classes import colorize
 from lix_ros.data.sample import Sample
-from lix_ros.core.geometry import normals_from_depth
 
 COLUMNS = ("RGB", "depth", "normals", "LiDAR depth", "labels")
 
