@@ -344,33 +344,43 @@ def test_node_help_prints_usage_without_starting():
         result.stdout
 
 
+def capture_bringup(tmp_path, ns: str, bag: Path, probe_name: str):
+    """Student + teacher + A/B capturing every disagreeing frame to `bag`; a probe with the camera topics."""
+    params = tmp_path / "params.yaml"
+    params.write_text(f"/**/compare_node:\n  ros__parameters:\n    hard_frame_bag: {bag}\n"
+                      "    hard_frame_threshold: 0.0\n")
+    bringup = Bringup("--params", str(params), "--teacher", "--ab", "--namespace", ns, "--image", f"{ns}/image",
+                      "--depth", f"{ns}/depth", "--camera-info", f"{ns}/info")
+    probe = Probe(probe_name)
+    probe.subscribe(Image, f"{ns}/lix/semantic")
+    probe.subscribe(Float32MultiArray, f"{ns}/lix/ab/agreement")
+    probe.subscribe(DiagnosticArray, "/diagnostics")
+    for topic, msg_type in ((f"{ns}/image", Image), (f"{ns}/depth", Image), (f"{ns}/info", CameraInfo)):
+        probe.publisher(msg_type, topic)
+    probe.wait_matched(f"{ns}/depth", timeout=60)
+    return bringup, probe
+
+
+def send_camera(probe, ns: str, frame_id: str, t: float, frame) -> None:
+    stamp = probe.stamp(t)
+    probe.publishers[f"{ns}/image"].publish(image(stamp, frame_id, frame.rgb))
+    probe.publishers[f"{ns}/depth"].publish(image(stamp, frame_id, frame.depth, "32FC1"))
+    probe.publishers[f"{ns}/info"].publish(camera_info(stamp, frame_id, frame.K, 160, 320))
+
+
 def test_hard_frame_bag_failure_stops_capture_not_the_stack(tmp_path, frames):
     """A capture folder that becomes a regular file after start-up: the first hard frame fails to open the
     bag; capture stops with an ERROR in /diagnostics, and the student and the A/B node keep serving."""
     ns = "/lix_test_capture"
     capture_dir = tmp_path / "capture"
-    params = tmp_path / "params.yaml"
-    params.write_text(f"/**/compare_node:\n  ros__parameters:\n    hard_frame_bag: {capture_dir / 'bag'}\n"
-                      "    hard_frame_threshold: 0.0\n")
-    bringup = Bringup("--params", str(params), "--teacher", "--ab", "--namespace", ns, "--image", f"{ns}/image",
-                      "--depth", f"{ns}/depth", "--camera-info", f"{ns}/info")
-    probe = Probe("lix_test_capture_probe")
+    bringup, probe = capture_bringup(tmp_path, ns, capture_dir / "bag", "lix_test_capture_probe")
     try:
-        probe.subscribe(Image, f"{ns}/lix/semantic")
-        probe.subscribe(Float32MultiArray, f"{ns}/lix/ab/agreement")
-        probe.subscribe(DiagnosticArray, "/diagnostics")
-        for topic, msg_type in ((f"{ns}/image", Image), (f"{ns}/depth", Image), (f"{ns}/info", CameraInfo)):
-            probe.publisher(msg_type, topic)
-        probe.wait_matched(f"{ns}/depth", timeout=60)
         assert capture_dir.is_dir()  # made at start-up
         capture_dir.rmdir()
         capture_dir.write_text("not a folder any more")
 
         def send(frame_id, t, frame):
-            stamp = probe.stamp(t)
-            probe.publishers[f"{ns}/image"].publish(image(stamp, frame_id, frame.rgb))
-            probe.publishers[f"{ns}/depth"].publish(image(stamp, frame_id, frame.depth, "32FC1"))
-            probe.publishers[f"{ns}/info"].publish(camera_info(stamp, frame_id, frame.K, 160, 320))
+            send_camera(probe, ns, frame_id, t, frame)
 
         def compare_status():
             for msg in reversed(probe.received["/diagnostics"]):
@@ -415,23 +425,10 @@ def test_two_sigints_shut_down_cleanly_and_close_the_hard_frame_bag(tmp_path, fr
 
     ns = "/lix_test_sigint"
     bag = tmp_path / "hard"
-    params = tmp_path / "params.yaml"
-    params.write_text(f"/**/compare_node:\n  ros__parameters:\n    hard_frame_bag: {bag}\n"
-                      "    hard_frame_threshold: 0.0\n")
-    bringup = Bringup("--params", str(params), "--teacher", "--ab", "--namespace", ns, "--image", f"{ns}/image",
-                      "--depth", f"{ns}/depth", "--camera-info", f"{ns}/info")
-    probe = Probe("lix_test_sigint_probe")
+    bringup, probe = capture_bringup(tmp_path, ns, bag, "lix_test_sigint_probe")
     try:
-        probe.subscribe(Float32MultiArray, f"{ns}/lix/ab/agreement")
-        for topic, msg_type in ((f"{ns}/image", Image), (f"{ns}/depth", Image), (f"{ns}/info", CameraInfo)):
-            probe.publisher(msg_type, topic)
-        probe.wait_matched(f"{ns}/depth", timeout=60)
-
         def send():
-            stamp = probe.stamp(3)
-            probe.publishers[f"{ns}/image"].publish(image(stamp, "f", frames[0].rgb))
-            probe.publishers[f"{ns}/depth"].publish(image(stamp, "f", frames[0].depth, "32FC1"))
-            probe.publishers[f"{ns}/info"].publish(camera_info(stamp, "f", frames[0].K, 160, 320))
+            send_camera(probe, ns, "f", 3, frames[0])
 
         assert probe.retry(send, lambda: len(probe.received[f"{ns}/lix/ab/agreement"]) > 0, timeout=90)
         probe.spin(0.5)
