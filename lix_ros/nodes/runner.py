@@ -36,6 +36,11 @@ def run_nodes(factories: list, args: list[str] | None = None) -> int:
         return 2
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except Exception:
+        if rclpy.ok():
+            raise
+        # SIGINT shut the context down while the executor was between waits (rclpy then raises RCLError
+        # "context is not valid" instead of ExternalShutdownException): a normal shutdown.
     finally:
         # `ros2 launch` sends SIGINT twice (and users press Ctrl-C twice): once tearing down, finish it
         # (close the hard-frame bag, stop the workers) instead of dying half-way with a traceback.
