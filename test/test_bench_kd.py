@@ -112,3 +112,21 @@ def test_student_config_is_the_full_preset():
     shipped = load_config("config/training/student.yaml")
     for key in ("seed", "model", "data", "optim", "steps", "batch_size"):
         assert shipped[key] == full[key], key
+
+
+def test_committed_results_agree_with_the_configs_and_checkpoints():
+    """The committed benchmark results chose the variant student_lix.yaml trains, and the committed default
+    students are those runs (their training metadata names the row and variant)."""
+    from pathlib import Path
+
+    import torch
+
+    from lix_training.config import load_config
+
+    report = json.loads(Path("benchmarks/results/bench_kd_full/results.json").read_text())
+    rows = {r["row"]: r for r in report["rows"]}
+    shipped = load_config("config/training/student_lix.yaml")["distill"]["methods"]
+    assert shipped == rows["lix"]["variant"]["distill"]
+    for name, row in (("student_small.pt", "lix"), ("student_supervised_small.pt", "student")):
+        meta = torch.load(f"lix_ros/checkpoints/{name}", weights_only=True)["training"]["benchmark"]
+        assert meta["row"] == row and meta["variant"] == rows[row]["variant"] and meta["seed"] == 0
