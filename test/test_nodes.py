@@ -10,6 +10,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import yaml
 
 rclpy = pytest.importorskip("rclpy")
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
@@ -274,11 +275,17 @@ def test_bad_checkpoint_is_a_startup_error(tmp_path, problem):
             "teacher_as_student": "field 'modalities'"}[problem] in result.stderr
 
 
+def bringup_with(tmp_path, node: str, parameters: dict, *args: str) -> Bringup:
+    """lix-bringup with a params file setting `parameters` on `node`."""
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({f"/**/{node}": {"ros__parameters": parameters}}))
+    return Bringup("--params", str(params), *args)
+
+
 def test_compressed_input(tmp_path, frames):
     ns = "/t_compressed"
-    params = tmp_path / "p.yaml"
-    params.write_text("/**/segmentation_node:\n  ros__parameters:\n    use_compressed: true\n")
-    bringup = Bringup("--params", str(params), "--namespace", ns, "--image", f"{ns}/cam")
+    bringup = bringup_with(tmp_path, "segmentation_node", {"use_compressed": True}, "--namespace", ns, "--image",
+                           f"{ns}/cam")
     probe = Probe("lix_test_compressed_probe")
     try:
         probe.subscribe(Image, f"{ns}/lix/semantic")
@@ -346,11 +353,9 @@ def test_node_help_prints_usage_without_starting():
 
 def capture_bringup(tmp_path, ns: str, bag: Path, probe_name: str):
     """Student + teacher + A/B capturing every disagreeing frame to `bag`; a probe with the camera topics."""
-    params = tmp_path / "params.yaml"
-    params.write_text(f"/**/compare_node:\n  ros__parameters:\n    hard_frame_bag: {bag}\n"
-                      "    hard_frame_threshold: 0.0\n")
-    bringup = Bringup("--params", str(params), "--teacher", "--ab", "--namespace", ns, "--image", f"{ns}/image",
-                      "--depth", f"{ns}/depth", "--camera-info", f"{ns}/info")
+    bringup = bringup_with(tmp_path, "compare_node", {"hard_frame_bag": str(bag), "hard_frame_threshold": 0.0},
+                           "--teacher", "--ab", "--namespace", ns, "--image", f"{ns}/image", "--depth", f"{ns}/depth",
+                           "--camera-info", f"{ns}/info")
     probe = Probe(probe_name)
     probe.subscribe(Image, f"{ns}/lix/semantic")
     probe.subscribe(Float32MultiArray, f"{ns}/lix/ab/agreement")
@@ -449,9 +454,8 @@ def test_burst_of_malformed_frames_is_counted_and_the_next_good_frame_served(tmp
     from rclpy.qos import QoSProfile, ReliabilityPolicy
 
     ns = "/lix_test_burst"
-    params = tmp_path / "params.yaml"
-    params.write_text("/**/segmentation_node:\n  ros__parameters:\n    reliability: reliable\n    queue_depth: 50\n")
-    bringup = Bringup("--params", str(params), "--namespace", ns, "--image", f"{ns}/image")
+    bringup = bringup_with(tmp_path, "segmentation_node", {"reliability": "reliable", "queue_depth": 50},
+                           "--namespace", ns, "--image", f"{ns}/image")
     probe = Probe("lix_test_burst_probe")
     try:
         probe.subscribe(Image, f"{ns}/lix/semantic")

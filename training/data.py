@@ -20,7 +20,6 @@ from lix_ros.data.sample import DataError, Sample, sample_modality
 from lix_ros.data.synthetic import LidarConfig, render_frame, split_seeds
 
 SPLIT_FOLDERS = {"train": "train", "val": "val", "test": "test", "test_in": "test_in"}
-SPLITS = tuple(SPLIT_FOLDERS)
 
 
 def synthetic_root(data_cfg: dict) -> Path:

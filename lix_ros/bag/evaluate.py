@@ -111,7 +111,7 @@ def _run_models(models: _Models, m: dict, rgb: np.ndarray, latency: dict) -> tup
     if models.teacher is None or "camera_info" not in m or not has_geometry:
         return prediction.ids, None
     inputs = teacher_inputs(m["camera"], m["camera_info"], depth=None if lidar else m["depth"],
-                            points=m["points"] if lidar else None, T_cam_from_lidar=models.extrinsic)
+                            points=m["points"] if lidar else None, T_cam_from_lidar=models.extrinsic, rgb=rgb)
     tp = models.teacher.predict(inputs.rgb, depth=inputs.depth, lidar_depth=inputs.lidar_depth, K=inputs.K)
     latency["teacher"].append(tp.seconds * 1000)
     return prediction.ids, tp.ids

@@ -9,20 +9,13 @@ from pathlib import Path
 import numpy as np
 
 from lix_ros.bag.io import (
-    CAMERA,
-    CAMERA_INFO,
-    DEPTH,
-    GT,
-    POINTS,
-    STUDENT_OUT,
-    TEACHER_OUT,
     MessageStream,
     missing_topics_error,
     open_reader,
     stamp_ns,
     topic_types,
 )
-from lix_ros.core.constants import TF_STATIC
+from lix_ros.core.constants import CAMERA, CAMERA_INFO, DEPTH, GT, POINTS, STUDENT_OUT, TEACHER_OUT, TF_STATIC
 
 
 @dataclass(frozen=True)

@@ -143,9 +143,6 @@ def image_depth(msg) -> np.ndarray:
     return decode_depth(msg.encoding, msg.height, msg.width, msg.step, bytes(msg.data), msg.is_bigendian)[0]
 
 
-def camera_matrix(msg) -> np.ndarray:
-    return np.array(msg.k, np.float64).reshape(3, 3)
-
 
 # ------------------------------------------------------------------ building messages
 def header(stamp_ns_value: int, frame_id: str):
@@ -159,8 +156,8 @@ def make_image(stamp: int, frame_id: str, array: np.ndarray, encoding: str):
     array = np.ascontiguousarray(array)
     step = array.shape[1] * array.itemsize * (array.shape[2] if array.ndim == 3 else 1)
     return TYPESTORE.types["sensor_msgs/msg/Image"](header=header(stamp, frame_id), height=array.shape[0],
-                                             width=array.shape[1], encoding=encoding, is_bigendian=0, step=step,
-                                             data=np.frombuffer(array.tobytes(), np.uint8))
+                                                    width=array.shape[1], encoding=encoding, is_bigendian=0,
+                                                    step=step, data=np.frombuffer(array.tobytes(), np.uint8))
 
 
 def make_camera_info(stamp: int, frame_id: str, K: np.ndarray, height: int, width: int):

@@ -32,10 +32,12 @@ def camera_intrinsics(info, image_width: int, image_height: int) -> np.ndarray:
     return K
 
 
-def teacher_inputs(image, info, depth=None, points=None, T_cam_from_lidar: np.ndarray | None = None
-                   ) -> TeacherInputs:
-    """Decode and check one paired frame; raises ImageError / PointCloudError naming what is wrong."""
-    rgb = decode_color(image.encoding, image.height, image.width, image.step, image.data, image.is_bigendian)
+def teacher_inputs(image, info, depth=None, points=None, T_cam_from_lidar: np.ndarray | None = None,
+                   rgb: np.ndarray | None = None) -> TeacherInputs:
+    """Decode and check one paired frame; raises ImageError / PointCloudError naming what is wrong.
+    `rgb`: the image already decoded by the caller (it is not decoded again)."""
+    if rgb is None:
+        rgb = decode_color(image.encoding, image.height, image.width, image.step, image.data, image.is_bigendian)
     out = TeacherInputs(rgb, camera_intrinsics(info, image.width, image.height))
     if depth is not None:
         out.depth, out.invalid_depth_pixels = decode_depth(depth.encoding, depth.height, depth.width, depth.step,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import signal
 import sys
 
@@ -59,7 +60,7 @@ def usage(factories: list) -> str:
 
     lines = ["usage: <node> [--ros-args -p NAME:=VALUE ... | --params-file FILE]", ""]
     for factory in factories:
-        name = NODE_NAMES.get(factory.__name__, factory.__name__)
+        name = re.sub(r"(?<!^)(?=[A-Z])", "_", factory.__name__).lower()  # SegmentationNode -> segmentation_node
         lines.append(f"{name} parameters:")
         for p in NODES[name]:
             lines.append(f"  {p.name} (default {p.default!r}; {p.allowed()}): {p.description}")
@@ -67,5 +68,3 @@ def usage(factories: list) -> str:
     lines.append("Example: segmentation_node --ros-args -p threads:=1 -r image:=/camera/image_raw")
     return "\n".join(lines)
 
-
-NODE_NAMES = {"SegmentationNode": "segmentation_node", "TeacherNode": "teacher_node", "CompareNode": "compare_node"}
