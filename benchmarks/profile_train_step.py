@@ -3,7 +3,7 @@ method's losses, backward + optimiser step — per method, at one or more crop s
 
     python benchmarks/profile_train_step.py [--crops 128x256,96x192] [--methods kd,cwd,lix] [--steps 6]
 
-Data time is StepBatcher.batch on synthetic frames (rendered into a scratch cache of --frames frames).
+Data time is StepBatches[step] (in process) on synthetic frames (rendered into a scratch cache of --frames frames).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from lix_ros.data.augment import Augment
 from lix_ros.models.build import build_model
 from lix_training.config import load_config
-from lix_training.data import StepBatcher, load_samples
+from lix_training.data import StepBatches, open_split
 from lix_training.distill import build_distiller
 
 METHODS = {
@@ -45,16 +45,16 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     torch.manual_seed(0)
-    with tempfile.TemporaryDirectory() as cache:
-        data_cfg = load_config(None, [f"data.cache_dir={cache}", f"data.train_count={args.frames}"])["data"]
-        samples = load_samples(data_cfg, "train", quiet=True)
+    cache = tempfile.TemporaryDirectory()  # frames are read lazily: the cache lives as long as the process
+    data_cfg = load_config(None, [f"data.cache_dir={cache.name}", f"data.train_count={args.frames}"])["data"]
+    frames = open_split(data_cfg, "train", quiet=True)
     print(f"ms per step, batch {args.batch}, 1 thread (median of {args.steps})")
     print("| crop | method | data | teacher fwd | student fwd | losses | backward + step | total |")
     print("|---|---|---:|---:|---:|---:|---:|---:|")
     teacher = build_model({"kind": "teacher", "preset": "small", "modality": "depth"}).eval()
     for crop in args.crops.split(","):
         h, w = (int(v) for v in crop.split("x"))
-        batcher = StepBatcher(samples, args.batch, 0, Augment((h, w), (0.75, 1.25), True), [None, "depth"])
+        batcher = StepBatches(frames, args.batch, 0, Augment((h, w), (0.75, 1.25), True), [None, "depth"])
         for name in args.methods.split(","):
             student = build_model({"kind": "student", "preset": "small"})
             distiller = build_distiller({"methods": METHODS[name]}, student, teacher) if METHODS[name] else None
@@ -63,7 +63,7 @@ def main() -> None:
             times: dict[str, list[float]] = {k: [] for k in ("data", "teacher", "student", "losses", "backward")}
             for step in range(args.steps + 2):
                 t0 = time.perf_counter()
-                batch = batcher.batch(step)
+                batch = batcher[step]
                 t1 = time.perf_counter()
                 with torch.no_grad():
                     teacher_out = teacher(batch["rgb"], batch["x:depth"]) if distiller else None

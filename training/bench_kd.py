@@ -432,10 +432,10 @@ def main(argv: list[str] | None = None) -> int:
     teacher_scores = {split: evaluate_checkpoint(teacher, data_cfg, split)["miou"] for split in EVAL_SPLITS}
     print("teacher " + "  ".join(f"{s} {_pct(v)}" for s, v in teacher_scores.items()), flush=True)
     if not args.report_only:  # render the data once before parallel runs share the cache
-        from lix_training.data import load_samples
+        from lix_training.data import open_split
 
         for split in ("train", *EVAL_SPLITS):
-            load_samples(data_cfg, split, quiet=True)
+            open_split(data_cfg, split, quiet=True)
     runner = Bench(bench, rows, seeds, args.out, teacher, base, data_cfg, args.jobs, args.report_only)
     runner.run()
     if not runner.results:

@@ -14,8 +14,8 @@ DEFAULTS: dict = {
     "out_dir": "runs/default",
     "model": {"kind": "student", "preset": "small"},
     "data": {
-        "source": "synthetic",  # synthetic | cityscapes | kitti | bag
-        "root": None,  # cityscapes / kitti root
+        "source": "synthetic",  # synthetic | cityscapes | kitti | vkitti2 | bag
+        "root": None,  # data set folder (cityscapes, kitti, vkitti2) or bag path(s) (bag)
         "cache_dir": DATA_CACHE_DIR,  # where synthetic frames are rendered once (Cityscapes layout)
         "train_count": 600,
         "val_count": 60,
@@ -26,6 +26,15 @@ DEFAULTS: dict = {
         "scale_range": [0.75, 1.25],
         "flip": True,
         "lidar_beams": LIDAR_BEAMS,
+        # Frames are resized to this [height, width] on load for training; it is the size the node runs the model
+        # at (the checkpoint's input_size) and the size validation and lix-eval feed the model. null = the native
+        # size of the training frames. Crops (crop_size) are taken from frames of this size.
+        "frame_size": None,
+        "val_fraction": 0.1,  # held out of train when a data set has no val split (kitti, bag, cityscapes w/o val/)
+        "workers": 2,  # DataLoader processes decoding frames (0 = in the training process)
+        # Virtual KITTI 2: scenes per split (val: [] = val_fraction of the train scenes), variations, camera.
+        "vkitti2": {"scenes": {"train": ["Scene01", "Scene02", "Scene06", "Scene18"], "val": [], "test": ["Scene20"]},
+                    "variations": ["clone"], "camera": 0},
     },
     "optim": {"name": "adamw", "lr": 2e-3, "weight_decay": 1e-4, "momentum": 0.9, "poly_power": 0.9,
               "warmup_steps": 50, "grad_clip": 5.0},
@@ -40,6 +49,9 @@ DEFAULTS: dict = {
     "aux_depth": None,  # {weight: w}: auxiliary inverse-depth head on the student (privileged multi-task)
     "init_from": None,  # checkpoint whose weights start the run (fine-tuning), same architecture
 }
+
+
+DATA_SOURCES = ("synthetic", "cityscapes", "kitti", "vkitti2", "bag")
 
 
 class ConfigError(ValueError):
@@ -116,9 +128,20 @@ def _validate(config: dict) -> None:
     for key in ("steps", "batch_size", "val_every", "log_every", "checkpoint_every"):
         if not isinstance(config[key], int) or config[key] < 1:
             raise ConfigError(f"{key} must be a positive integer, got {config[key]!r}")
-    if config["data"]["source"] not in ("synthetic", "cityscapes", "kitti", "bag"):
-        raise ConfigError(f"data.source must be synthetic, cityscapes, kitti or bag; got {config['data']['source']!r}")
-    if config["data"]["source"] != "synthetic" and not config["data"]["root"]:
-        raise ConfigError(f"data.source {config['data']['source']!r} needs data.root")
+    data = config["data"]
+    if data["source"] not in DATA_SOURCES:
+        raise ConfigError(f"data.source must be one of {', '.join(DATA_SOURCES)}; got {data['source']!r}")
+    if data["source"] != "synthetic" and not data["root"]:
+        raise ConfigError(f"data.source {data['source']!r} needs data.root (the data set folder or bag path)")
+    if not isinstance(data["val_fraction"], (int, float)) or not 0 < data["val_fraction"] < 1:
+        raise ConfigError(f"data.val_fraction must be a number between 0 and 1, got {data['val_fraction']!r}")
+    if not isinstance(data["workers"], int) or data["workers"] < 0:
+        raise ConfigError(f"data.workers must be an integer >= 0, got {data['workers']!r}")
+    for key in ("frame_size", "crop_size", "render_size"):
+        value = data[key]
+        if value is None and key == "frame_size":
+            continue
+        if not (isinstance(value, list) and len(value) == 2 and all(isinstance(v, int) and v > 0 for v in value)):
+            raise ConfigError(f"data.{key} must be [height, width] in pixels, got {value!r}")
     if config["optim"]["name"] not in ("adamw", "sgd"):
         raise ConfigError(f"optim.name must be adamw or sgd, got {config['optim']['name']!r}")

@@ -1,25 +1,29 @@
-"""Training data: samples in memory, a batch for every step that depends only on (seed, step).
+"""Training data that streams from disk: lazy splits, and a batch for every step that depends only on (seed, step).
 
-Keying the data order and the augmentation on the step (not on an iterator's state) makes a resumed run
-and a DDP run draw exactly the batches an unbroken single-process run draws.
+A `Split` holds file paths, not pixels: frames are decoded when indexed (in DataLoader worker processes during
+training), so memory does not grow with the size of a data set. Keying the data order and the augmentation on
+the step (not on an iterator's state) makes a resumed run, a run with any number of loader workers and a DDP
+run draw exactly the batches an unbroken single-process run draws.
 """
 
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from lix_ros.core.checkpoint import RGB_MEAN, RGB_STD
-from lix_ros.data.augment import Augment
+from lix_ros.data.augment import Augment, resize_sample
 from lix_ros.data.cityscapes import CityscapesDataset, export_frames
 from lix_ros.data.kitti import KittiSemanticDataset
 from lix_ros.data.sample import DataError, Sample, sample_modality
 from lix_ros.data.synthetic import LidarConfig, render_frame, split_seeds
 
-SPLIT_FOLDERS = {"train": "train", "val": "val", "test": "test", "test_in": "test_in"}
+SPLITS = ("train", "val", "test", "test_in")
 
 
 def synthetic_root(data_cfg: dict) -> Path:
@@ -44,26 +48,94 @@ def ensure_synthetic(data_cfg: dict, split: str, count: int, quiet: bool = False
     return root
 
 
-def load_samples(data_cfg: dict, split: str, quiet: bool = False) -> list[Sample]:
-    """All samples of a split, in memory (first `<split>_count` for synthetic data)."""
-    source = data_cfg["source"]
+class _InMemory:
+    """Samples already decoded (bags are read sequentially, so they are decoded once, up front)."""
+
+    def __init__(self, samples: list[Sample]):
+        self.samples = samples
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> Sample:
+        return self.samples[index]
+
+
+@dataclass
+class Split:
+    """One split of a data set: `source[indices[i]]`, decoded on access, resized to `frame_size` if set."""
+
+    source: object  # __len__ and __getitem__(int) -> Sample
+    indices: list[int]
+    description: str  # e.g. "cityscapes /data/cs, split val"
+    frame_size: tuple[int, int] | None = None
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, index: int) -> Sample:
+        sample = self.source[self.indices[index]]
+        if self.frame_size is not None and sample.rgb.shape[:2] != tuple(self.frame_size):
+            sample = resize_sample(sample, tuple(self.frame_size))
+        return sample
+
+
+def hold_out(count: int, fraction: float) -> tuple[list[int], list[int]]:
+    """(kept, held out): every k-th frame (k = round(1 / fraction)) is held out; too few frames -> none."""
+    if not 0 < fraction < 1:
+        raise DataError(f"data.val_fraction must be between 0 and 1, got {fraction}")
+    k = max(2, round(1 / fraction))
+    if count < k:
+        return list(range(count)), list(range(count))  # too few to hold any out: validate on what there is
+    held = [i for i in range(count) if i % k == 0]
+    return [i for i in range(count) if i % k], held
+
+
+def _from_held_out(source, split: str, fraction: float, description: str) -> Split:
+    kept, held = hold_out(len(source), fraction)
+    if split == "train":
+        return Split(source, kept, f"{description}, train (all but every {round(1 / fraction)}th frame)")
+    return Split(source, held, f"{description}, every {max(2, round(1 / fraction))}th frame held out "
+                               f"(data.val_fraction {fraction})")
+
+
+def open_split(data_cfg: dict, split: str, quiet: bool = False) -> Split:
+    """The frames of `split` as a lazy `Split` (first `<split>_count` frames for synthetic data)."""
+    if split not in SPLITS:
+        raise DataError(f"unknown split {split!r}; expected one of {SPLITS}")
+    source, root = data_cfg["source"], data_cfg.get("root")
+    fraction = data_cfg["val_fraction"]
     if source == "synthetic":
         count = data_cfg[f"{split}_count"]
-        dataset = CityscapesDataset(ensure_synthetic(data_cfg, split, count, quiet), SPLIT_FOLDERS[split])
-        return [dataset[i] for i in range(min(count, len(dataset)))]
+        dataset = CityscapesDataset(ensure_synthetic(data_cfg, split, count, quiet), split)
+        return Split(dataset, list(range(min(count, len(dataset)))), f"synthetic {split} family")
     if source == "cityscapes":
-        dataset = CityscapesDataset(data_cfg["root"], SPLIT_FOLDERS[split])
-        return [dataset[i] for i in range(len(dataset))]
+        if split in ("train", "val") and not (Path(root) / "leftImg8bit" / "val").is_dir():
+            return _from_held_out(CityscapesDataset(root, "train"), split, fraction, f"cityscapes {root} (no val/)")
+        dataset = CityscapesDataset(root, split)
+        return Split(dataset, list(range(len(dataset))), f"cityscapes {root}, split {split}")
     if source == "kitti":
-        dataset = KittiSemanticDataset(data_cfg["root"], "training")
-        samples = [dataset[i] for i in range(len(dataset))]
-        # KITTI semantics has one labelled split: every 10th frame is held out for val/test.
-        held_out = [s for i, s in enumerate(samples) if i % 10 == 0]
-        return ([s for i, s in enumerate(samples) if i % 10 != 0] or samples) if split == "train" else held_out
+        # KITTI semantics has one labelled split: the held-out frames are both val and test.
+        return _from_held_out(KittiSemanticDataset(root, "training"), "train" if split == "train" else "val",
+                              fraction, f"kitti {root}")
+    if source == "vkitti2":
+        from lix_ros.data.vkitti2 import VirtualKitti2Dataset
+
+        options = data_cfg["vkitti2"]
+        scenes = options["scenes"].get("test" if split == "test_in" else split) or []
+        if split == "val" and not scenes:
+            dataset = VirtualKitti2Dataset(root, options["scenes"]["train"], options["variations"], options["camera"])
+            return _from_held_out(dataset, "val", fraction, f"vkitti2 {root}")
+        dataset = VirtualKitti2Dataset(root, scenes, options["variations"], options["camera"])
+        if split == "train" and not options["scenes"].get("val"):
+            return _from_held_out(dataset, "train", fraction, f"vkitti2 {root}")
+        return Split(dataset, list(range(len(dataset))), f"vkitti2 {root}, scenes {scenes}")
     if source == "bag":
         from lix_ros.bag.dataset import load_bag_samples
 
-        return load_bag_samples(data_cfg["root"], split)
+        paths = root if isinstance(root, list) else [root]
+        return _from_held_out(_InMemory(load_bag_samples(paths)), "train" if split == "train" else "val",
+                              fraction, f"bag {', '.join(map(str, paths))}")
     raise DataError(f"unknown data source {source!r}")
 
 
@@ -85,16 +157,24 @@ def to_tensors(sample: Sample, modality: str | None) -> dict[str, torch.Tensor]:
     return out
 
 
-class StepBatcher:
-    """The global batch of step s is a fixed function of (seed, s); rank r takes its contiguous share."""
+@lru_cache(maxsize=4)
+def _epoch_order(seed: int, epoch: int, count: int) -> np.ndarray:
+    return np.random.default_rng([seed, epoch]).permutation(count)
 
-    def __init__(self, samples: list[Sample], batch_size: int, seed: int, augment: Augment | None,
+
+class StepBatches(torch.utils.data.Dataset):
+    """`batches[step]`: the global batch of a step is a fixed function of (seed, step); rank r takes its share.
+
+    A map-style dataset indexed by step, so a DataLoader with any number of workers yields the same batches.
+    """
+
+    def __init__(self, frames: Split, batch_size: int, seed: int, augment: Augment | None,
                  modalities: list[str | None], rank: int = 0, world_size: int = 1):
         if batch_size % world_size:
             raise ValueError(f"batch_size {batch_size} is not divisible by the {world_size} processes")
-        if not samples:
+        if not len(frames):
             raise DataError("no training samples")
-        self.samples = samples
+        self.frames = frames
         self.batch_size = batch_size
         self.seed = seed
         self.augment = augment
@@ -103,18 +183,18 @@ class StepBatcher:
         self.local = batch_size // world_size
 
     def indices(self, step: int) -> list[int]:
-        n = len(self.samples)
+        n = len(self.frames)
         out = []
         for j in range(step * self.batch_size, (step + 1) * self.batch_size):
             epoch, position = divmod(j, n)
-            out.append(int(np.random.default_rng([self.seed, epoch]).permutation(n)[position]))
+            out.append(int(_epoch_order(self.seed, epoch, n)[position]))
         return out
 
-    def batch(self, step: int) -> dict[str, torch.Tensor]:
+    def __getitem__(self, step: int) -> dict[str, torch.Tensor]:
         chosen = self.indices(step)[self.rank * self.local:(self.rank + 1) * self.local]
         items = []
         for offset, index in enumerate(chosen):
-            sample = self.samples[index]
+            sample = self.frames[index]
             if self.augment is not None:
                 j = self.rank * self.local + offset
                 sample = self.augment(sample, np.random.default_rng([self.seed, step, j, 7]))
@@ -129,3 +209,30 @@ class StepBatcher:
                     item.setdefault("label", tensors["label"])
             items.append(item)
         return {key: torch.stack([it[key] for it in items]) for key in items[0]}
+
+
+def _worker_init(_: int) -> None:
+    import cv2
+
+    cv2.setNumThreads(1)  # one core per worker: the trainer's threads are set separately
+
+
+def _first(items: list) -> object:
+    return items[0]
+
+
+def step_loader(batches: StepBatches, start: int, stop: int, workers: int):
+    """Batches of steps start..stop-1 in order, decoded by `workers` background processes (0 = in process)."""
+    if workers == 0:
+        return (batches[step] for step in range(start, stop))
+    loader = torch.utils.data.DataLoader(batches, batch_size=None, sampler=range(start, stop), num_workers=workers,
+                                         prefetch_factor=2, worker_init_fn=_worker_init)
+    return iter(loader)
+
+
+def sample_loader(frames: Split, workers: int):
+    """The frames of a split in order, decoded by `workers` background processes (0 = in process)."""
+    if workers == 0:
+        return (frames[i] for i in range(len(frames)))
+    return iter(torch.utils.data.DataLoader(frames, batch_size=1, collate_fn=_first, num_workers=workers,
+                                            prefetch_factor=2, worker_init_fn=_worker_init))

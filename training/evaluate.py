@@ -1,6 +1,8 @@
-"""`lix-eval`: confusion matrix, per-class IoU, mIoU and pixel accuracy of a checkpoint over a split.
+"""`lix-eval`: confusion matrix, per-class IoU, mIoU and pixel accuracy of checkpoints over a split.
 
-Writes <out>/metrics.json, <out>/metrics.md and <out>/confusion.png.
+Each checkpoint is scored on the data it was trained on (the data section stored in it) unless --config or
+--set name other data; frames are fed at the checkpoint's input size, as the node runs it, and scored at their
+native size. Writes <out>/metrics.json, <out>/metrics.md and <out>/confusion_<name>.png.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from lix_ros.cli.common import friendly_errors
 from lix_ros.core.checkpoint import CheckpointError, geometry_modality, load_model
 from lix_ros.core.metrics import scores_from_confusion
 from lix_training.config import DEFAULTS, load_config
-from lix_training.data import load_samples
+from lix_training.data import SPLITS, open_split
 from lix_training.trainer import evaluate
 
 
@@ -58,47 +60,80 @@ def plot_confusion(confusion: np.ndarray, names: list[str], path: Path, title: s
     plt.close(fig)
 
 
-def evaluate_checkpoint(checkpoint: str | Path, data_cfg: dict, split: str) -> dict:
+def checkpoint_data(ckpt: dict) -> dict | None:
+    """The data section a checkpoint was trained on, completed with today's defaults; None if it has none."""
+    data = ckpt.get("training", {}).get("config", {}).get("data")
+    if not isinstance(data, dict):
+        return None
+    merged = dict(DEFAULTS["data"])
+    merged.update({k: v for k, v in data.items() if k in merged})
+    return merged
+
+
+def evaluate_checkpoint(checkpoint: str | Path, data_cfg: dict | None, split: str, workers: int = 0) -> dict:
+    """Scores of one checkpoint; `data_cfg` None = the data it was trained on (synthetic defaults if unknown)."""
     model, ckpt = load_model(checkpoint)
     modality = geometry_modality(ckpt)
-    samples = load_samples(data_cfg, split, quiet=True)
+    data_cfg = data_cfg or checkpoint_data(ckpt) or DEFAULTS["data"]
+    frames = open_split(data_cfg, split, quiet=True)
     start = time.perf_counter()
-    confusion = evaluate(model, samples, modality, torch.device("cpu"), len(ckpt["classes"]))
+    confusion = evaluate(model, frames, modality, torch.device("cpu"), len(ckpt["classes"]), ckpt["input_size"],
+                         workers)
     scores = scores_from_confusion(confusion)
-    return {"checkpoint": str(checkpoint), "split": split, "frames": len(samples), "modalities": ckpt["modalities"],
-            "arch": ckpt["arch"], "seconds": time.perf_counter() - start, **scores.as_dict(ckpt["classes"]),
+    return {"checkpoint": str(checkpoint), "split": split, "data": frames.description, "frames": len(frames),
+            "input_size": ckpt["input_size"], "modalities": ckpt["modalities"], "arch": ckpt["arch"],
+            "seconds": time.perf_counter() - start, **scores.as_dict(ckpt["classes"]),
             "confusion": confusion.tolist(), "classes": ckpt["classes"]}
+
+
+def row_names(checkpoints: list[str]) -> list[str]:
+    """Short unique names: the parent folder (runs/a/final.pt -> a), longer paths where those collide."""
+    paths = [Path(c) for c in checkpoints]
+    names = [p.parent.name or p.stem for p in paths]
+    for depth in range(1, 6):
+        if len(set(names)) == len(names):
+            return names
+        names = ["/".join((*p.parent.parts[-depth:], p.stem)) for p in paths]
+    return [f"{n}#{i}" for i, n in enumerate(names, 1)]
 
 
 @friendly_errors("lix-eval")
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="lix-eval", description=__doc__)
+    parser = argparse.ArgumentParser(prog="lix-eval", description=__doc__,
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("checkpoint", nargs="+", help="one or more checkpoints (.pt)")
-    parser.add_argument("--split", default="test", choices=("train", "val", "test"))
-    parser.add_argument("--config", help="training YAML whose data section to use (default: synthetic defaults)")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--split", default="test", choices=SPLITS,
+                        help="test_in exists for the synthetic families only")
+    parser.add_argument("--config", help="training YAML whose data section to use instead of the checkpoint's")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="data override, e.g. --set data.source=cityscapes --set data.root=/data/cs")
+    parser.add_argument("--workers", type=int, default=2, help="processes decoding frames")
     parser.add_argument("--out", type=Path, default=Path("out/eval"))
     args = parser.parse_args(argv)
-    data_cfg = load_config(args.config, args.set)["data"] if (args.config or args.set) else DEFAULTS["data"]
+    data_cfg = load_config(args.config, args.set)["data"] if (args.config or args.set) else None
     args.out.mkdir(parents=True, exist_ok=True)
-    results, markdown = [], [f"# Evaluation on the {args.split} split\n"]
-    summary = ["| checkpoint | modalities | mIoU (%) | pixel acc. (%) |", "|---|---|---:|---:|"]
-    for checkpoint in args.checkpoint:
+    results, sections = [], []
+    summary = ["| checkpoint | data | modalities | input size | mIoU (%) | pixel acc. (%) |",
+               "|---|---|---|---|---:|---:|"]
+    for checkpoint, name in zip(args.checkpoint, row_names(args.checkpoint)):
         try:
-            result = evaluate_checkpoint(checkpoint, data_cfg, args.split)
+            result = evaluate_checkpoint(checkpoint, data_cfg, args.split, args.workers)
         except CheckpointError as error:
             raise ValueError(str(error)) from None
+        result["name"] = name
         results.append(result)
-        name = Path(checkpoint).parent.name or Path(checkpoint).stem
-        summary.append(f"| {name} | {'+'.join(result['modalities'])} | {100 * result['miou']:.2f} | "
-                       f"{100 * result['pixel_accuracy']:.2f} |")
-        markdown.append(markdown_table(name, result))
-        plot_confusion(np.array(result["confusion"]), result["classes"], args.out / f"confusion_{name}.png",
+        size = "x".join(map(str, result["input_size"]))
+        summary.append(f"| {name} | {result['data']} ({result['frames']} frames) | {'+'.join(result['modalities'])} | "
+                       f"{size} | {100 * result['miou']:.2f} | {100 * result['pixel_accuracy']:.2f} |")
+        sections.append(markdown_table(name, result))
+        safe = name.replace("/", "_").replace("#", "_")
+        plot_confusion(np.array(result["confusion"]), result["classes"], args.out / f"confusion_{safe}.png",
                        f"{name} ({args.split})")
         print(f"{name}: mIoU {100 * result['miou']:.2f}  pixel acc {100 * result['pixel_accuracy']:.2f}  "
-              f"({result['frames']} frames, {'+'.join(result['modalities'])})")
+              f"on {result['data']} ({result['frames']} frames, input {size}, {'+'.join(result['modalities'])})")
     (args.out / "metrics.json").write_text(json.dumps(results if len(results) > 1 else results[0], indent=2))
-    (args.out / "metrics.md").write_text(markdown[0] + "\n" + "\n".join(summary) + "\n\n" + "\n".join(markdown[1:]))
+    header = f"# Evaluation on the {args.split} split\n"
+    (args.out / "metrics.md").write_text(header + "\n" + "\n".join(summary) + "\n\n" + "\n".join(sections))
     print(f"wrote {args.out}/metrics.json, metrics.md, confusion_*.png")
     return 0
 

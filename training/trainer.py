@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 import torch.distributed as dist
@@ -17,10 +18,10 @@ from torch import nn
 
 from lix_ros.core.checkpoint import atomic_save, geometry_modality, load_model, make_checkpoint
 from lix_ros.core.metrics import confusion_matrix, empty_confusion, scores_from_confusion
-from lix_ros.data.augment import Augment
+from lix_ros.data.augment import Augment, resize_sample
 from lix_ros.data.classes import CLASS_NAMES, IGNORE_ID
 from lix_ros.models.build import ModelConfig, build_model
-from lix_training.data import StepBatcher, load_samples, to_tensors
+from lix_training.data import Split, StepBatches, open_split, sample_loader, step_loader, to_tensors
 
 
 def _distributed() -> tuple[int, int]:
@@ -53,18 +54,39 @@ def supervised_loss(logits: torch.Tensor, label: torch.Tensor, valid_total: torc
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, samples, modality: str | None, device: torch.device, num_classes: int,
-             batch_size: int = 8) -> np.ndarray:
-    """Confusion matrix of a model over samples at their native size."""
+def evaluate(model: nn.Module, frames: Split, modality: str | None, device: torch.device, num_classes: int,
+             input_size: tuple[int, int], workers: int = 0, batch_size: int = 8) -> np.ndarray:
+    """Confusion matrix over frames scored at their native size, the way the node runs the model.
+
+    Each frame is resized to the checkpoint's `input_size` (a no-op when it already has that size), and the
+    predicted ids are resized back with nearest neighbour, as `Segmenter` does for a camera image.
+    """
     model.eval()
     confusion = empty_confusion(num_classes)
-    for start in range(0, len(samples), batch_size):
-        chunk = [to_tensors(s, modality) for s in samples[start:start + batch_size]]
-        rgb = torch.stack([c["rgb"] for c in chunk]).to(device)
-        x = torch.stack([c["x"] for c in chunk]).to(device) if modality else None
-        prediction = model(rgb, x)["logits"].argmax(1).cpu().numpy()
-        for c, p in zip(chunk, prediction):
-            confusion += confusion_matrix(c["label"].numpy(), p, num_classes)
+    input_size = tuple(input_size)
+    chunk: list = []
+
+    def flush() -> None:
+        inputs = [to_tensors(s if s.rgb.shape[:2] == input_size else resize_sample(s, input_size), modality)
+                  for s in chunk]
+        rgb = torch.stack([c["rgb"] for c in inputs]).to(device)
+        x = torch.stack([c["x"] for c in inputs]).to(device) if modality else None
+        prediction = model(rgb, x)["logits"].argmax(1).to(torch.uint8).cpu().numpy()
+        for sample, ids in zip(chunk, prediction):
+            h, w = sample.label.shape
+            if (h, w) != input_size:
+                ids = cv2.resize(ids, (w, h), interpolation=cv2.INTER_NEAREST)
+            confusion[:] += confusion_matrix(sample.label, ids, num_classes)
+        chunk.clear()
+
+    for sample in sample_loader(frames, workers):
+        if sample.label is None:
+            raise ValueError(f"{frames.description}: frame {sample.name!r} has no ground truth to score against")
+        chunk.append(sample)
+        if len(chunk) == batch_size:
+            flush()
+    if chunk:
+        flush()
     return confusion
 
 
@@ -148,8 +170,12 @@ class Trainer:
 
     def _build_data(self) -> None:
         config, data_cfg = self.config, self.config["data"]
-        self.train_samples = load_samples(data_cfg, "train", quiet=self.quiet)
-        self.val_samples = load_samples(data_cfg, "val", quiet=self.quiet)
+        self.train_frames = open_split(data_cfg, "train", quiet=self.quiet)
+        self.val_frames = open_split(data_cfg, "val", quiet=self.quiet)
+        frame_size = data_cfg["frame_size"]
+        self.train_frames.frame_size = tuple(frame_size) if frame_size else None
+        # The size the node will run the model at: the frames the crops came from.
+        self.input_size = tuple(frame_size) if frame_size else self.train_frames[0].rgb.shape[:2]
         augment = Augment(tuple(data_cfg["crop_size"]), tuple(data_cfg["scale_range"]), data_cfg["flip"])
         # Every input the student, the teacher and the depth head need, once each.
         modalities = [None] + ([self.modality] if self.modality else [])
@@ -157,14 +183,14 @@ class Trainer:
             modalities.append(self.teacher_modality)
         if self.aux_depth is not None and "depth" not in modalities:
             modalities.append("depth")
-        self.batcher = StepBatcher(self.train_samples, config["batch_size"], config["seed"], augment, modalities,
+        self.batches = StepBatches(self.train_frames, config["batch_size"], config["seed"], augment, modalities,
                                    self.rank, self.world)
 
     # ------------------------------------------------------------------ checkpoints
     def _checkpoint(self, include_resume: bool) -> dict:
         training = {"config": self.config, "step": self.step, "best_val_miou": self.best_miou,
                     "world_size": self.world}
-        ckpt = make_checkpoint(self.model, self.model_config, tuple(self.config["data"]["crop_size"]), training)
+        ckpt = make_checkpoint(self.model, self.model_config, self.input_size, training)
         if include_resume:
             ckpt["resume"] = {
                 "optimizer": self.optimizer.state_dict(),
@@ -217,10 +243,11 @@ class Trainer:
                 writer.writeheader()
             writer.writerow(row)
 
-    def train_step(self, step: int) -> dict:
+    def train_step(self, step: int, batch: dict[str, torch.Tensor] | None = None) -> dict:
         self.ddp_model.train()
         torch.manual_seed(_step_seed(self.config["seed"], step, self.rank))  # dropout: a function of the step
-        batch = {k: v.to(self.device, non_blocking=True) for k, v in self.batcher.batch(step).items()}
+        batch = self.batches[step] if batch is None else batch
+        batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
         label = batch["label"]
         valid = (label != IGNORE_ID).sum().to(torch.float32)
         if self.world > 1:
@@ -253,7 +280,8 @@ class Trainer:
                 "terms": {k: float(v.detach()) for k, v in terms.items()}}
 
     def validate(self) -> float:
-        confusion = evaluate(self.model, self.val_samples, self.modality, self.device, self.model_config.num_classes)
+        confusion = evaluate(self.model, self.val_frames, self.modality, self.device, self.model_config.num_classes,
+                             self.input_size, self.config["data"]["workers"])
         return scores_from_confusion(confusion).miou
 
     def fit(self, stop_after: int | None = None) -> dict:
@@ -266,9 +294,10 @@ class Trainer:
         started = time.perf_counter()
         done_here = 0
         last = {}
+        batches = step_loader(self.batches, self.step, cfg["steps"], cfg["data"]["workers"])
         while self.step < cfg["steps"]:
             t0 = time.perf_counter()
-            last = self.train_step(self.step)
+            last = self.train_step(self.step, next(batches))
             self.step += 1
             done_here += 1
             row = {"step": self.step, "lr": self.scheduler.get_last_lr()[0], "loss": last["loss"],

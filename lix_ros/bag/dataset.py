@@ -2,7 +2,8 @@
 none, the teacher's recorded output (/lix/teacher/semantic) as pseudo-label. Depth from /camera/depth,
 intrinsics from /camera/camera_info, LiDAR depth from /lidar/points and the bag's /tf_static.
 
-Several bags may be given (data.root: a path or a list). Every 10th frame is held out for val/test.
+Several bags may be given (data.root: a path or a list). Bags are decoded into memory once; the training
+harness holds every k-th frame out for val/test (data.val_fraction).
 """
 
 from __future__ import annotations
@@ -52,15 +53,12 @@ def bag_samples(path: str | Path) -> tuple[list[Sample], dict]:
     return samples, stats
 
 
-def load_bag_samples(root, split: str) -> list[Sample]:
-    paths = root if isinstance(root, list) else [root]
+def load_bag_samples(paths: list) -> list[Sample]:
+    """Every labelled frame of the bags, decoded (the training harness holds every 10th out as val)."""
     samples: list[Sample] = []
     for path in paths:
         found, _ = bag_samples(path)
         samples += found
     if not samples:
         raise BagError(f"no labelled frames (ground truth or teacher output) in {', '.join(map(str, paths))}")
-    if len(samples) < 10:
-        return samples  # too few to hold any out: validate on what there is
-    held_out = [s for i, s in enumerate(samples) if i % 10 == 0]
-    return [s for i, s in enumerate(samples) if i % 10 != 0] if split == "train" else held_out
+    return samples
