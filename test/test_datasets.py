@@ -152,3 +152,20 @@ def test_frame_size_is_the_checkpoint_input_size_and_eval_uses_the_training_data
     assert metrics[0]["input_size"] == [24, 48]
     assert "on synthetic val family (3 frames, input 24x48" in result.stdout
     assert {p.name for p in out.glob("confusion_*.png")} == {"confusion_a_run_final.png", "confusion_b_run_final.png"}
+
+
+def test_loader_workers_do_not_hang_after_the_parent_used_opencv_threads(synthetic):
+    """A parallel cv2 call in the parent before the workers fork used to hang the first worker (OpenCV's pool)."""
+    script = f"""
+import cv2, numpy as np
+from lix_training.config import load_config
+from lix_training.data import open_split, sample_loader
+cv2.resize(np.zeros((2048, 4096, 3), np.uint8), (1024, 512))  # starts OpenCV's thread pool in the parent
+frames = open_split(load_config(None, ["data.cache_dir={synthetic['cache_dir']}", "data.render_size=[48, 96]",
+                                       "data.val_count=3"])["data"], "val")
+frames.frame_size = (480, 960)  # large enough for cv2.resize to go parallel in the workers
+print(sum(1 for _ in sample_loader(frames, 2)))
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "3"

@@ -38,10 +38,17 @@ def state(path):
     return torch.load(path, weights_only=True)["state_dict"]
 
 
-def test_killed_and_resumed_run_equals_unbroken_run(cache, tmp_path):
+@pytest.fixture(scope="module")
+def unbroken(cache, tmp_path_factory):
+    """The 120-step run that interrupted runs must reproduce exactly."""
+    out = tmp_path_factory.mktemp("unbroken")
+    result = train(cache, out, "--set", "steps=120", "--set", "checkpoint_every=5")
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+def test_killed_and_resumed_run_equals_unbroken_run(cache, unbroken, tmp_path):
     steps = ["--set", "steps=120", "--set", "checkpoint_every=5"]
-    unbroken = train(cache, tmp_path / "unbroken", *steps)
-    assert unbroken.returncode == 0, unbroken.stderr
 
     broken_dir = tmp_path / "broken"
     process = subprocess.Popen([sys.executable, "-m", "lix_training.cli", *tiny_args(cache, broken_dir, *steps)],
@@ -57,11 +64,66 @@ def test_killed_and_resumed_run_equals_unbroken_run(cache, tmp_path):
 
     resumed = train(cache, broken_dir, *steps, "--resume")
     assert resumed.returncode == 0, resumed.stderr
-    a, b = state(tmp_path / "unbroken" / "final.pt"), state(broken_dir / "final.pt")
+    a, b = state(unbroken / "final.pt"), state(broken_dir / "final.pt")
     assert a.keys() == b.keys()
     for key in a:
         assert torch.equal(a[key], b[key]), key
     assert (broken_dir / "log.csv").exists() and (broken_dir / "curves.png").exists()
+    # log.csv holds each step once (rows after the checkpoint the run resumed from were redone, not repeated)
+    logged = [int(line.split(",")[0]) for line in (broken_dir / "log.csv").read_text().splitlines()[1:]]
+    assert logged == sorted(set(logged)) and logged[-1] == 120
+
+
+def test_ctrl_c_saves_last_pt_and_resume_finishes_the_same_run(cache, unbroken, tmp_path):
+    """No checkpoint is due before the end (checkpoint_every 1000): only the Ctrl-C handler saves."""
+    steps = ["--set", "steps=120", "--set", "checkpoint_every=1000"]
+    out = tmp_path / "run"
+    process = subprocess.Popen([sys.executable, "-m", "lix_training.cli", *tiny_args(cache, out, *steps)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (out / "log.csv").exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    saved = torch.load(out / "last.pt", weights_only=True)["resume"]["step"]
+    assert 0 < saved < 120 and not (out / "final.pt").exists()
+    assert f"interrupted (SIGINT) at step {saved}" in (out / "console.log").read_text()
+    resumed = train(cache, out, *steps, "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    a, b = state(unbroken / "final.pt"), state(out / "final.pt")
+    assert all(torch.equal(a[key], b[key]) for key in a)
+
+
+def test_run_folder_is_protected_and_self_describing(cache, tmp_path):
+    out = tmp_path / "run"
+    first = train(cache, out, "--set", "steps=4", "--set", "optim.warmup_steps=50")
+    assert first.returncode == 0, first.stderr
+    console = (out / "console.log").read_text()
+    assert "optim.warmup_steps 50 > steps 4: clipped to 4" in console and "val mIoU" in console
+    import yaml
+
+    resolved = yaml.safe_load((out / "config.yaml").read_text())
+    assert resolved["steps"] == 4 and resolved["optim"]["warmup_steps"] == 50 and resolved["model"]["preset"] == "tiny"
+    before = (out / "final.pt").read_bytes()
+    again = train(cache, out, "--set", "steps=4")  # a new run into a finished one: refused, nothing touched
+    assert again.returncode == 2 and "already holds a run" in again.stderr and "--force" in again.stderr
+    assert (out / "final.pt").read_bytes() == before
+    forced = train(cache, out, "--set", "steps=4", "--set", "seed=3", "--force")
+    assert forced.returncode == 0, forced.stderr
+    rows = (out / "log.csv").read_text().splitlines()
+    assert len(rows) == 2 and rows[1].startswith("4,")  # the old run's log was cleared, not appended to
+
+
+def test_resume_refuses_a_changed_config(cache, tmp_path):
+    out = tmp_path / "run"
+    assert train(cache, out, "--set", "steps=10", "--stop-after", "3").returncode == 0
+    changed = train(cache, out, "--set", "steps=10", "--set", "optim.lr=0.5", "--resume")
+    assert changed.returncode == 2 and "optim.lr: 0.002 -> 0.5" in changed.stderr
+    longer = train(cache, out, "--set", "steps=12", "--resume")
+    assert longer.returncode == 0, longer.stderr
+    assert "steps changed 10 -> 12" in (out / "console.log").read_text()
 
 
 def free_port():
@@ -113,7 +175,14 @@ def test_bad_inputs_give_one_line(tmp_path):
     assert result.returncode == 2 and result.stderr.strip().startswith("lix-train: error: config file not found")
     result = subprocess.run([sys.executable, "-m", "lix_training.cli", "--set", "colour=red"], capture_output=True,
                             text=True)
-    assert result.returncode == 2 and "unknown key" in result.stderr and "Traceback" not in result.stderr
+    assert result.returncode == 2 and "unknown config key" in result.stderr and "Traceback" not in result.stderr
+    result = subprocess.run([sys.executable, "-m", "lix_training.cli", "--set", "data.train_cont=5"],
+                            capture_output=True, text=True)
+    assert "did you mean 'train_count'?" in result.stderr and "val_fraction" in result.stderr  # known keys listed
+    result = subprocess.run([sys.executable, "-m", "lix_training.cli", "--out", str(tmp_path / "r"), "--set",
+                             "distill={teacher: lix_ros/checkpoints/teacher_depth_small.pt, methods: [{name: kd, "
+                             "temp: 4}]}"], capture_output=True, text=True)
+    assert result.returncode == 2 and "'kd' has no parameter 'temp'; it accepts: weight, temperature" in result.stderr
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"garbage")
     result = subprocess.run([sys.executable, "-m", "lix_training.evaluate", str(bad)], capture_output=True, text=True)

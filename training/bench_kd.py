@@ -102,8 +102,8 @@ def _train(out_dir: Path, overrides: list[str], log: Path) -> None:
     command = [sys.executable, "-m", "lix_training.cli", "--quiet", "--out", str(out_dir), "--set", "threads=1"]
     for item in overrides:
         command += ["--set", item]
-    if (out_dir / "last.pt").exists():
-        command.append("--resume")
+    # a killed run continues from its checkpoint; one killed before its first checkpoint starts over
+    command.append("--resume" if (out_dir / "last.pt").exists() else "--force")
     with log.open("a") as handle:
         result = subprocess.run(command, stdout=handle, stderr=subprocess.STDOUT)
     if result.returncode != 0:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import difflib
 from pathlib import Path
 
 import yaml
@@ -58,12 +59,19 @@ class ConfigError(ValueError):
     pass
 
 
+def unknown_key(where: str, key: str, known) -> ConfigError:
+    """'unknown key' naming the closest known key and listing the others."""
+    close = difflib.get_close_matches(key, list(known), n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return ConfigError(f"unknown config key {where!r}{hint}; known keys here: {', '.join(sorted(known))}")
+
+
 def _merge(base: dict, override: dict, path: str = "") -> dict:
     out = copy.deepcopy(base)
     for key, value in override.items():
         where = f"{path}{key}"
         if key not in base:
-            raise ConfigError(f"unknown config key {where!r}; known: {sorted(base)}")
+            raise unknown_key(where, key, base)
         if isinstance(base[key], dict) and isinstance(value, dict) and key not in ("model", "distill", "aux_depth"):
             out[key] = _merge(base[key], value, f"{where}.")
         else:
@@ -118,7 +126,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
             node = node[key]
         if keys[-1] not in node and node is not config["model"] and node is not config.get("distill") \
                 and node is not config.get("aux_depth"):
-            raise ConfigError(f"override {text!r}: unknown key {keys[-1]!r}")
+            raise unknown_key(".".join(keys), keys[-1], node)
         node[keys[-1]] = value
     _validate(config)
     return config

@@ -212,19 +212,32 @@ class StepBatches(torch.utils.data.Dataset):
 
 
 def _worker_init(_: int) -> None:
+    import signal
+
     import cv2
 
     cv2.setNumThreads(1)  # one core per worker: the trainer's threads are set separately
+    # Ctrl-C reaches the whole process group: the trainer finishes its step and stops the workers itself.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _first(items: list) -> object:
     return items[0]
 
 
+def _fork_safe() -> None:
+    """OpenCV's thread pool does not survive fork(): a worker forked after the parent ran a parallel cv2 call
+    hangs in its first one. One OpenCV thread in the parent (its data work is in the workers) avoids it."""
+    import cv2
+
+    cv2.setNumThreads(1)
+
+
 def step_loader(batches: StepBatches, start: int, stop: int, workers: int):
     """Batches of steps start..stop-1 in order, decoded by `workers` background processes (0 = in process)."""
     if workers == 0:
         return (batches[step] for step in range(start, stop))
+    _fork_safe()
     loader = torch.utils.data.DataLoader(batches, batch_size=None, sampler=range(start, stop), num_workers=workers,
                                          prefetch_factor=2, worker_init_fn=_worker_init)
     return iter(loader)
@@ -234,5 +247,6 @@ def sample_loader(frames: Split, workers: int):
     """The frames of a split in order, decoded by `workers` background processes (0 = in process)."""
     if workers == 0:
         return (frames[i] for i in range(len(frames)))
+    _fork_safe()
     return iter(torch.utils.data.DataLoader(frames, batch_size=1, collate_fn=_first, num_workers=workers,
                                             prefetch_factor=2, worker_init_fn=_worker_init))

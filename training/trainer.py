@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import copy
 import csv
 import math
 import os
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -34,6 +37,47 @@ def _distributed() -> tuple[int, int]:
 
 def _step_seed(seed: int, step: int, rank: int) -> int:
     return int(np.random.default_rng([seed, step, rank, 11]).integers(2**62))
+
+
+# What a resumed run may change: bookkeeping that does not alter the weights (and steps, with a warning).
+RESUME_MAY_CHANGE = {"steps", "out_dir", "threads", "val_every", "log_every", "checkpoint_every", "data.workers",
+                     "data.cache_dir"}
+
+
+class _StopRequests:
+    """SIGINT / SIGTERM during training: finish the current step, then stop (the caller saves last.pt).
+
+    A step is never cut in half, so the saved state resumes exactly; a second Ctrl-C stops at once.
+    """
+
+    def __init__(self):
+        self.requested: str | None = None
+        self._previous: dict = {}
+
+    def _handle(self, signum, _frame) -> None:
+        if self.requested == "SIGINT" and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.requested = signal.Signals(signum).name
+
+    def __enter__(self) -> _StopRequests:
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+
+def _flatten(config: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in config.items():
+        if isinstance(value, dict) and key != "distill":
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
 
 
 def poly_lr(step: int, total: int, power: float, warmup: int) -> float:
@@ -101,6 +145,7 @@ class Trainer:
         self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0))) if torch.cuda.is_available() \
             else torch.device("cpu")
         self.out_dir = Path(config["out_dir"])
+        self._clip_warmups()
         self._build_model()
         self._build_objectives()
         self._build_optimizer()
@@ -113,6 +158,34 @@ class Trainer:
             self._resume()
 
     # ------------------------------------------------------------------ construction
+    def console(self, message: str) -> None:
+        """A line for the user, also kept in <out>/console.log."""
+        if not self.is_main:
+            return
+        if not self.quiet:
+            from tqdm import tqdm
+
+            tqdm.write(message, file=sys.stderr)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        with (self.out_dir / "console.log").open("a") as handle:
+            handle.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}\n")
+
+    def _clip_warmups(self) -> None:
+        """A warm-up longer than the run would never reach full strength: use the run's length, and say so.
+
+        The config keeps what was asked for (a resumed, longer run then gets the warm-up it asked for).
+        """
+        steps, optim = self.config["steps"], self.config["optim"]
+        self.warmup_steps = min(optim["warmup_steps"], steps)
+        if optim["warmup_steps"] > steps:
+            self.console(f"warning: optim.warmup_steps {optim['warmup_steps']} > steps {steps}: clipped to {steps}")
+        self.distill_config = copy.deepcopy(self.config.get("distill"))
+        for method in (self.distill_config or {}).get("methods") or []:
+            if isinstance(method, dict) and method.get("warmup_steps", 0) > steps:
+                self.console(f"warning: {method.get('name')} warmup_steps {method['warmup_steps']} > steps {steps}: "
+                             f"clipped to {steps}")
+                method["warmup_steps"] = steps
+
     def _build_model(self) -> None:
         config = self.config
         self.model_config = ModelConfig.from_dict(config["model"])
@@ -131,13 +204,13 @@ class Trainer:
         """The frozen teacher and its distillation methods, and the auxiliary depth head, when configured."""
         config = self.config
         self.distiller = self.teacher = self.teacher_modality = self.aux_depth = None
-        if config.get("distill"):
+        if self.distill_config:
             from lix_training.distill import build_distiller
 
-            self.teacher, teacher_ckpt = load_model(config["distill"]["teacher"], expect_classes=CLASS_NAMES)
+            self.teacher, teacher_ckpt = load_model(self.distill_config["teacher"], expect_classes=CLASS_NAMES)
             self.teacher.to(self.device).eval().requires_grad_(False)
             self.teacher_modality = geometry_modality(teacher_ckpt)
-            self.distiller = build_distiller(config["distill"], self.model, self.teacher).to(self.device)
+            self.distiller = build_distiller(self.distill_config, self.model, self.teacher).to(self.device)
         if config.get("aux_depth"):
             from lix_training.aux_depth import AuxDepthHead
 
@@ -155,7 +228,7 @@ class Trainer:
             self.optimizer = torch.optim.SGD(params, lr=optim["lr"], momentum=optim["momentum"],
                                              weight_decay=optim["weight_decay"], nesterov=True)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lambda s: poly_lr(s, config["steps"], optim["poly_power"], optim["warmup_steps"]))
+            self.optimizer, lambda s: poly_lr(s, config["steps"], optim["poly_power"], self.warmup_steps))
         self.use_amp = bool(config["amp"]) and self.device.type == "cuda"
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
 
@@ -217,6 +290,7 @@ class Trainer:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
         if "resume" not in ckpt:
             raise ValueError(f"--resume: {path} holds no training state (field 'resume')")
+        self._check_resumed_config(ckpt["training"].get("config", {}))
         self.model.load_state_dict(ckpt["state_dict"])
         state = ckpt["resume"]
         self.optimizer.load_state_dict(state["optimizer"])
@@ -228,7 +302,20 @@ class Trainer:
             self.aux_depth.load_state_dict(state["aux_depth"])
         torch.set_rng_state(state["torch_rng"])
         self.step = int(state["step"])
+        self._truncate_log(self.step)
         self.best_miou = float(state["best_val_miou"])
+
+    def _check_resumed_config(self, saved: dict) -> None:
+        """A resumed run must be the run that was started: refuse any change that alters the weights."""
+        changed = [key for key in sorted(set(_flatten(saved)) | set(_flatten(self.config)))
+                   if _flatten(saved).get(key) != _flatten(self.config).get(key) and key not in RESUME_MAY_CHANGE]
+        if changed:
+            details = "; ".join(f"{k}: {_flatten(saved).get(k)!r} -> {_flatten(self.config).get(k)!r}" for k in changed)
+            raise ValueError(f"--resume: the config differs from the run in {self.out_dir} ({details}); "
+                             "resume with the same config, or start a new run in another --out")
+        if saved.get("steps") != self.config["steps"]:
+            self.console(f"warning: steps changed {saved.get('steps')} -> {self.config['steps']}: the learning-rate "
+                         "schedule of the remaining steps changes")
 
     # ------------------------------------------------------------------ loop
     def _log(self, row: dict) -> None:
@@ -242,6 +329,20 @@ class Trainer:
             if new:
                 writer.writeheader()
             writer.writerow(row)
+
+    def _truncate_log(self, step: int) -> None:
+        """Rows logged after the checkpoint a run resumes from are about to be redone: drop them."""
+        path = self.out_dir / "log.csv"
+        if not self.is_main or not path.is_file():
+            return
+        with path.open(newline="") as handle:
+            rows = list(csv.DictReader(handle))
+            fields = list(rows[0]) if rows else None
+        if fields and any(int(r["step"]) > step for r in rows):
+            with path.open("w", newline="") as handle:
+                writer = csv.DictWriter(handle, fieldnames=fields)
+                writer.writeheader()
+                writer.writerows(r for r in rows if int(r["step"]) <= step)
 
     def train_step(self, step: int, batch: dict[str, torch.Tensor] | None = None) -> dict:
         self.ddp_model.train()
@@ -289,13 +390,41 @@ class Trainer:
 
         cfg = self.config
         self.out_dir.mkdir(parents=True, exist_ok=True)
+        if self.is_main:
+            import yaml
+
+            (self.out_dir / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+        what = f"{self.model_config.kind} ({self.model_config.preset})"
+        self.console(f"{'resuming' if self.step else 'training'} {what} at step {self.step}/{cfg['steps']} on "
+                     f"{self.train_frames.description} ({len(self.train_frames)} frames, model input "
+                     f"{self.input_size[0]}x{self.input_size[1]}, crops {cfg['data']['crop_size']}); "
+                     f"val: {self.val_frames.description} ({len(self.val_frames)} frames)")
         bar = tqdm(total=cfg["steps"], initial=self.step, desc=f"train {self.model_config.kind}", unit="step",
                    file=sys.stderr, disable=self.quiet, mininterval=2.0)
         started = time.perf_counter()
-        done_here = 0
-        last = {}
         batches = step_loader(self.batches, self.step, cfg["steps"], cfg["data"]["workers"])
-        while self.step < cfg["steps"]:
+        with _StopRequests() as stop:
+            last = self._loop(batches, bar, stop_after, stop)
+        bar.close()
+        if self.step < cfg["steps"]:  # stopped early (--stop-after, Ctrl-C, SIGTERM): resumable from here
+            self.save("last.pt")
+        if stop.requested:
+            self.console(f"interrupted ({stop.requested}) at step {self.step}: saved {self.out_dir / 'last.pt'}; "
+                         f"continue with the same command and --resume")
+            raise KeyboardInterrupt
+        elapsed = time.perf_counter() - started
+        if self.step >= cfg["steps"]:
+            self.save("final.pt", include_resume=False)
+            if self.is_main:
+                plot_curves(self.out_dir / "log.csv", self.out_dir / "curves.png")
+            self.console(f"finished: {self.out_dir / 'final.pt'} (best val mIoU {100 * self.best_miou:.2f})")
+        return {"step": self.step, "seconds": elapsed, "best_val_miou": self.best_miou, **last}
+
+    def _loop(self, batches, bar, stop_after: int | None, stop: _StopRequests) -> dict:
+        cfg = self.config
+        done_here = 0
+        last: dict = {}
+        while self.step < cfg["steps"] and not stop.requested:
             t0 = time.perf_counter()
             last = self.train_step(self.step, next(batches))
             self.step += 1
@@ -310,22 +439,17 @@ class Trainer:
                 row["val_miou"] = self.validate()
                 if row["val_miou"] > self.best_miou:
                     self.best_miou = row["val_miou"]
-                bar.set_postfix(loss=f"{last['loss']:.3f}", val_miou=f"{row['val_miou']:.3f}")
+                self.console(f"step {self.step}: loss {last['loss']:.4f}, val mIoU {100 * row['val_miou']:.2f}")
             if self.step % cfg["log_every"] == 0 or "val_miou" in row:
                 self._log(row)
                 self.history.append(row)
+                bar.set_postfix(loss=f"{last['loss']:.3f}", best_val=f"{100 * max(self.best_miou, 0):.1f}")
             if self.step % cfg["checkpoint_every"] == 0 or self.step == cfg["steps"]:
                 self.save("last.pt")
             bar.update(1)
             if stop_after is not None and done_here >= stop_after:
                 break
-        bar.close()
-        elapsed = time.perf_counter() - started
-        if self.step >= cfg["steps"]:
-            self.save("final.pt", include_resume=False)
-            if self.is_main:
-                plot_curves(self.out_dir / "log.csv", self.out_dir / "curves.png")
-        return {"step": self.step, "seconds": elapsed, "best_val_miou": self.best_miou, **last}
+        return last
 
 
 def plot_curves(log_path: Path, out_path: Path) -> None:

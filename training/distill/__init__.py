@@ -10,6 +10,8 @@
 
 from __future__ import annotations
 
+import inspect
+
 import torch
 from torch import nn
 
@@ -47,10 +49,13 @@ def build_distiller(config: dict, student: nn.Module, teacher: nn.Module) -> Dis
         name = entry.pop("name", None)
         if name not in REGISTRY:
             raise ValueError(f"unknown distillation method {name!r}; expected one of {sorted(REGISTRY)}")
-        try:
-            built.append(REGISTRY[name](s_info, t_info, **entry))
-        except TypeError as error:
-            raise ValueError(f"distillation method {name!r}: {error}") from None
+        accepted = [p for p in inspect.signature(REGISTRY[name].__init__).parameters
+                    if p not in ("self", "student", "teacher")]
+        unknown = sorted(set(entry) - set(accepted))
+        if unknown:
+            raise ValueError(f"distillation method {name!r} has no parameter {', '.join(map(repr, unknown))}; "
+                             f"it accepts: {', '.join(accepted)}")
+        built.append(REGISTRY[name](s_info, t_info, **entry))
     return DistillerSet(built)
 
 
