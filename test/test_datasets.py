@@ -158,14 +158,17 @@ def test_loader_workers_do_not_hang_after_the_parent_used_opencv_threads(synthet
     """A parallel cv2 call in the parent before the workers fork used to hang the first worker (OpenCV's pool)."""
     script = f"""
 import cv2, numpy as np
+cv2.resize(np.zeros((2048, 4096, 3), np.uint8), (1024, 512))  # starts OpenCV's thread pool in the parent
 from lix_training.config import load_config
 from lix_training.data import open_split, sample_loader
-cv2.resize(np.zeros((2048, 4096, 3), np.uint8), (1024, 512))  # starts OpenCV's thread pool in the parent
 frames = open_split(load_config(None, ["data.cache_dir={synthetic['cache_dir']}", "data.render_size=[48, 96]",
                                        "data.val_count=3"])["data"], "val")
-frames.frame_size = (480, 960)  # large enough for cv2.resize to go parallel in the workers
+frames.frame_size = (512, 1024)  # large enough for cv2.resize to go parallel in the workers
 print(sum(1 for _ in sample_loader(frames, 2)))
 """
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    try:
+        result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=90)
+    except subprocess.TimeoutExpired:
+        pytest.fail("the loader's workers hung")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "3"
