@@ -16,6 +16,7 @@ sys.path.insert(0, str(Path(__file__).parent / "helpers"))
 from ros_probe import Probe  # noqa: E402
 
 from lix_ros.bag.dataset import bag_samples  # noqa: E402
+from lix_ros.bag.frames import TopicMap  # noqa: E402
 from lix_ros.bag.io import topic_counts  # noqa: E402
 from lix_ros.bag.synth import START_NS, write_synthetic_bag  # noqa: E402
 
@@ -215,3 +216,81 @@ def test_killed_recorder_loses_at_most_half_a_second_and_repair_recovers_the_res
     lost = sent - len(numbered)
     print(f"killed recorder: {sent} sent, {len(numbered)} recovered, {lost} lost")
     assert 0 <= lost <= 7, f"{sent} frames sent at 10 Hz before the kill, {len(numbered)} recovered ({lost} lost)"
+
+
+def test_any_topic_names_synth_remap_eval_and_teacher_that_cannot_run(tmp_path):
+    """A bag with other topic names: synth writes them, eval reads them with the same options and says when the
+    teacher cannot run, play --remap publishes them under lix_ros's names."""
+    bag = tmp_path / "named"
+    names = ["--camera", "/front/image", "--camera-info", "/front/info", "--depth", "/front/depth",
+             "--points", "/velodyne", "--labels", "/front/gt"]
+    result = subprocess.run([sys.executable, "-m", "lix_ros.bag.cli", "synth", "--out", str(bag), "--frames", "3",
+                             "--width", "64", "--height", "32", *names], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert set(topic_counts(bag)) == {"/front/image", "/front/info", "/front/depth", "/velodyne", "/front/gt",
+                                      "/tf_static"}
+    run = [sys.executable, "-m", "lix_ros.bag.cli", "eval", str(bag), "--quiet", "--max-frames", "3"]
+    named = subprocess.run([*run, "--out", str(tmp_path / "e1"), *names], capture_output=True, text=True)
+    assert named.returncode == 0, named.stderr
+    report = json.loads((tmp_path / "e1" / "report.json").read_text())
+    assert report["frames"] == 3 and report["student_vs_gt"] and report["teacher_vs_gt"]
+    assert report["teacher_not_run"] is None
+    # the default depth topic is not in this bag: the teacher cannot run, and eval says so
+    no_depth = subprocess.run([*run, "--out", str(tmp_path / "e2"), *names[:4], *names[6:]], capture_output=True,
+                              text=True)
+    assert no_depth.returncode == 0, no_depth.stderr
+    assert "NO TEACHER: the depth teacher did not run: the bag has no /camera/depth" in no_depth.stdout
+    assert json.loads((tmp_path / "e2" / "report.json").read_text())["teacher_vs_gt"] is None
+
+    probe = Probe("lix_test_remap_probe")
+    try:
+        probe.subscribe(Image, "/camera/image_raw")
+        player = subprocess.Popen([sys.executable, "-m", "lix_ros.bag.cli", "play", str(bag), "--topics",
+                                   "/front/image", "--camera", "/front/image", "--remap",
+                                   "/front/image:=/camera/image_raw", "--wait", "20"], stdout=subprocess.PIPE,
+                                  text=True)
+        deadline = time.monotonic() + 60
+        while player.poll() is None and time.monotonic() < deadline:
+            probe.spin(0.05)
+        probe.spin(0.5)
+        output = player.stdout.read()
+    finally:
+        probe.close()
+    assert player.returncode == 0
+    assert "waiting up to 20 s for subscribers on /camera/image_raw (1)" in output
+    assert len(probe.received["/camera/image_raw"]) == 3
+
+
+def test_label_turns_a_raw_bag_into_training_data(tmp_path):
+    """A drive without ground truth (its labels under a name nobody reads) gets the teacher's masks."""
+    raw = tmp_path / "raw"
+    write_synthetic_bag(raw, 2_000_030, 12, width=64, height=32, quiet=True, topics=TopicMap(gt="/unused/gt"))
+    labelled = tmp_path / "labelled"
+    result = subprocess.run([sys.executable, "-m", "lix_ros.bag.cli", "label", str(raw), "--out", str(labelled),
+                             "--quiet"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "teacher masks on /lix/teacher/semantic for 12 of 12 camera frames" in result.stdout
+    counts = topic_counts(labelled)
+    assert counts["/lix/teacher/semantic"] == 12 and counts["/camera/image_raw"] == 12
+    samples, stats = bag_samples(labelled)
+    assert stats["pseudo_labelled"] == 12 and stats["labelled_gt"] == 0
+    assert samples[0].label.shape == (32, 64) and samples[0].label.max() < 19
+    again = subprocess.run([sys.executable, "-m", "lix_ros.bag.cli", "label", str(labelled), "--out",
+                            str(tmp_path / "twice")], capture_output=True, text=True)
+    assert again.returncode == 2 and "already has /lix/teacher/semantic" in again.stderr
+    train = subprocess.run([sys.executable, "-m", "lix_training.cli", "--quiet", "--out", str(tmp_path / "run"),
+                            "--set", "data.source=bag", "--set", f"data.root={labelled}", "--set", "steps=2",
+                            "--set", "model.preset=tiny", "--set", "data.crop_size=[32, 64]", "--set", "threads=1",
+                            "--set", "data.workers=0"], capture_output=True, text=True)
+    assert train.returncode == 0, train.stderr
+
+
+def test_record_ready_file_does_not_wait_forever_for_an_unpublished_topic(tmp_path):
+    from lix_ros.bag.record import record_topics
+
+    ready = tmp_path / "ready"
+    started = time.monotonic()
+    result = record_topics(tmp_path / "rec", ["/nobody/publishes/this"], duration=6.0, discovery_timeout=2.0,
+                           ready_file=ready, quiet=True)
+    assert ready.exists() and time.monotonic() - started < 30
+    assert result["counts"] == {"/nobody/publishes/this": 0}

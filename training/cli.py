@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-from lix_ros.cli.common import CliError, friendly_errors
+from lix_ros.cli.common import CliError, DefaultsHelpFormatter, friendly_errors
 from lix_ros.core.checkpoint import CheckpointError
 from lix_training.config import load_config
 
@@ -34,7 +34,7 @@ RUN_OUTPUTS = ("last.pt", "final.pt", "log.csv", "config.yaml")
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lix-train", description=__doc__, epilog=DATA_HELP,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+                                     formatter_class=DefaultsHelpFormatter)
     parser.add_argument("--config", help="training YAML (config/training/*.yaml); default: built-in defaults")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config value, e.g. --set steps=200 --set data.train_count=100")

@@ -8,7 +8,17 @@ from pathlib import Path
 
 import yaml
 
-from lix_ros.core.constants import DATA_CACHE_DIR, LIDAR_BEAMS, RENDER_SIZE
+from lix_ros.core.constants import (
+    CAMERA,
+    CAMERA_INFO,
+    DATA_CACHE_DIR,
+    DEPTH,
+    GT,
+    LIDAR_BEAMS,
+    POINTS,
+    RENDER_SIZE,
+    TEACHER_OUT,
+)
 
 DEFAULTS: dict = {
     "seed": 0,
@@ -34,6 +44,9 @@ DEFAULTS: dict = {
         "val_fraction": 0.1,  # held out of train when a data set has no val split (kitti, bag, cityscapes w/o val/)
         "workers": 2,  # DataLoader processes decoding frames (0 = in the training process)
         # Virtual KITTI 2: scenes per split (val: [] = val_fraction of the train scenes), variations, camera.
+        # Bags (source: bag): topic names; frames without `labels` use the teacher's mask (lix-bag label) if any.
+        "topics": {"camera": CAMERA, "camera_info": CAMERA_INFO, "depth": DEPTH, "points": POINTS, "labels": GT,
+                   "teacher": TEACHER_OUT},
         "vkitti2": {"scenes": {"train": ["Scene01", "Scene02", "Scene06", "Scene18"], "val": [], "test": ["Scene20"]},
                     "variations": ["clone"], "camera": 0},
     },

@@ -134,8 +134,9 @@ def open_split(data_cfg: dict, split: str, quiet: bool = False) -> Split:
         from lix_ros.bag.dataset import load_bag_samples
 
         paths = root if isinstance(root, list) else [root]
-        return _from_held_out(_InMemory(load_bag_samples(paths)), "train" if split == "train" else "val",
-                              fraction, f"bag {', '.join(map(str, paths))}")
+        samples = _InMemory(load_bag_samples(paths, data_cfg["topics"]))
+        return _from_held_out(samples, "train" if split == "train" else "val", fraction,
+                              f"bag {', '.join(map(str, paths))}")
     raise DataError(f"unknown data source {source!r}")
 
 

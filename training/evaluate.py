@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lix_ros.cli.common import friendly_errors
+from lix_ros.cli.common import DefaultsHelpFormatter, friendly_errors
 from lix_ros.core.checkpoint import CheckpointError, geometry_modality, load_model
 from lix_ros.core.metrics import scores_from_confusion
 from lix_training.config import DEFAULTS, load_config
@@ -100,7 +100,7 @@ def row_names(checkpoints: list[str]) -> list[str]:
 @friendly_errors("lix-eval")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="lix-eval", description=__doc__,
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                     formatter_class=DefaultsHelpFormatter)
     parser.add_argument("checkpoint", nargs="+", help="one or more checkpoints (.pt)")
     parser.add_argument("--split", default="test", choices=SPLITS,
                         help="test_in exists for the synthetic families only")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lix_ros.bag.frames import BagFrames, tf_static_extrinsic
+from lix_ros.bag.frames import BagFrames, TopicMap, tf_static_extrinsic
 from lix_ros.bag.io import BagError, image_mono8
 from lix_ros.core.image_codec import ImageError
 from lix_ros.core.pointcloud import PointCloudError
@@ -19,8 +19,8 @@ from lix_ros.data.classes import sanitize_train_ids
 from lix_ros.data.sample import Sample
 
 
-def bag_samples(path: str | Path) -> tuple[list[Sample], dict]:
-    frames = BagFrames(path)
+def bag_samples(path: str | Path, topics: TopicMap | None = None) -> tuple[list[Sample], dict]:
+    frames = BagFrames(path, topics or TopicMap())
     extrinsic = tf_static_extrinsic(path) if frames.has("points") else None
     samples, stats = [], {"frames": 0, "labelled_gt": 0, "pseudo_labelled": 0, "unlabelled": 0, "rejected": 0}
     for frame in frames:
@@ -53,11 +53,13 @@ def bag_samples(path: str | Path) -> tuple[list[Sample], dict]:
     return samples, stats
 
 
-def load_bag_samples(paths: list) -> list[Sample]:
-    """Every labelled frame of the bags, decoded (the training harness holds every 10th out as val)."""
+def load_bag_samples(paths: list, topics: dict | None = None) -> list[Sample]:
+    """Every labelled frame of the bags, decoded (the training harness holds every k-th out as val).
+    `topics`: the data.topics mapping (camera, camera_info, depth, points, labels, teacher)."""
+    topic_map = TopicMap(**{("gt" if k == "labels" else k): v for k, v in (topics or {}).items()})
     samples: list[Sample] = []
     for path in paths:
-        found, _ = bag_samples(path)
+        found, _ = bag_samples(path, topic_map)
         samples += found
     if not samples:
         raise BagError(f"no labelled frames (ground truth or teacher output) in {', '.join(map(str, paths))}")

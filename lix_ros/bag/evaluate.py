@@ -84,9 +84,10 @@ class _Models:
     teacher: object = None
     teacher_modality: str | None = None
     extrinsic: np.ndarray | None = None
+    teacher_not_run: str | None = None  # why the teacher could not run on this bag
 
 
-def _load_models(path: str | Path, frames: BagFrames, options: EvalOptions) -> _Models:
+def _load_models(path: str | Path, frames: BagFrames, options: EvalOptions, topics: TopicMap) -> _Models:
     from lix_ros.core.default_checkpoints import default_checkpoint
     from lix_ros.core.inference import Segmenter
 
@@ -94,11 +95,18 @@ def _load_models(path: str | Path, frames: BagFrames, options: EvalOptions) -> _
     teacher_path = options.teacher or default_checkpoint("teacher")
     models.teacher_modality = geometry_modality(read_checkpoint(teacher_path))
     needs = "points" if models.teacher_modality == "lidar" else "depth"
-    if frames.has(needs) and frames.has("camera_info"):
-        models.teacher = Segmenter(teacher_path, expect_modality=models.teacher_modality)
+    missing = [getattr(topics, role) for role in (needs, "camera_info") if not frames.has(role)]
     models.extrinsic = options.lidar_to_camera
-    if models.teacher is not None and models.teacher_modality == "lidar" and models.extrinsic is None:
+    if not missing and needs == "points" and models.extrinsic is None:
         models.extrinsic = tf_static_extrinsic(path)
+        if models.extrinsic is None:
+            missing = ["/tf_static (or --lidar-to-camera) for the LiDAR-to-camera transform"]
+    if missing:
+        option = "--points" if needs == "points" else "--depth"
+        models.teacher_not_run = (f"the {models.teacher_modality} teacher did not run: the bag has no "
+                                  f"{' and no '.join(missing)} (other topic names: {option}, --camera-info)")
+    else:
+        models.teacher = Segmenter(teacher_path, expect_modality=models.teacher_modality)
     return models
 
 
@@ -163,7 +171,7 @@ def evaluate_bag(path: str | Path, options: EvalOptions, topics: TopicMap | None
         mode = "recorded" if frames.has("student") else "run"
     if mode == "recorded" and not frames.has("student"):
         raise missing_topics_error(path, [topics.student], frames.available, what="recorded")
-    models = _load_models(path, frames, options) if mode == "run" else _Models()
+    models = _load_models(path, frames, options, topics) if mode == "run" else _Models()
 
     scores = _Scores()
     latency = {"student": [], "teacher": []}
@@ -194,6 +202,8 @@ def evaluate_bag(path: str | Path, options: EvalOptions, topics: TopicMap | None
         "student_checkpoint": (options.student or "packaged default") if mode == "run" else topics.student,
         "teacher_checkpoint": ((options.teacher or "packaged default") if models.teacher else None) if mode == "run"
         else (topics.teacher if frames.has("teacher") else None),
+        "teacher_not_run": models.teacher_not_run if mode == "run" else (
+            None if frames.has("teacher") else f"the bag has no recorded teacher output ({topics.teacher})"),
         "student_vs_gt": scores.scores("student"), "teacher_vs_gt": scores.scores("teacher"),
         "student_vs_teacher": scores.scores("agreement"),
         "latency": {"kind": "model-only time" if mode == "run" else (

@@ -96,6 +96,11 @@ class PlayOptions:
     sync_topics: list[str] | None = None
     sync_on: str | None = None
     sync_timeout: float = 10.0
+    camera: str = CAMERA  # the bag's camera topic: what lockstep follows and --wait waits for by default
+    remap: dict[str, str] = field(default_factory=dict)  # bag topic -> published topic
+
+    def published(self, topic: str) -> str:
+        return self.remap.get(topic, topic)
 
 
 def play_bag(path: str | Path, options: PlayOptions | None = None, **overrides) -> dict:
@@ -154,15 +159,19 @@ def _choose_topics(path, available: dict[str, str], options: PlayOptions) -> tup
     if unknown and not options.quiet:
         print(f"lix-bag play: skipping topics whose message type is not installed: {', '.join(unknown)}")
     chosen = [t for t in chosen if classes[t] is not None]
+    for topic in options.remap:
+        if topic not in available:
+            raise BagError(f"--remap {topic}:=...: the bag has no {topic}; its topics: {', '.join(sorted(available))}")
+    published = [options.published(t) for t in chosen]
     for topic in options.min_subscribers:
-        if topic not in chosen:
-            raise BagError(f"--min-subscribers names {topic}, which is not played; played: {', '.join(chosen)}")
+        if topic not in published:
+            raise BagError(f"--min-subscribers names {topic}, which is not played; played: {', '.join(published)}")
     return chosen, classes
 
 
 def _sync_topic(chosen: list[str], available: dict[str, str], options: PlayOptions) -> str:
     images = [t for t in chosen if available[t] in IMAGE_TYPES]
-    sync_on = options.sync_on or (CAMERA if CAMERA in images else (images[0] if images else None))
+    sync_on = options.sync_on or (options.camera if options.camera in images else (images[0] if images else None))
     if sync_on not in chosen or available[sync_on] not in IMAGE_TYPES:
         raise BagError(f"--sync-on must be a played image topic; played images: {', '.join(images) or 'none'}")
     return sync_on
@@ -177,17 +186,33 @@ def _publishers(node, chosen: list[str], classes: dict, options: PlayOptions):
                          else ReliabilityPolicy.RELIABLE)
     latched = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE,
                          durability=DurabilityPolicy.TRANSIENT_LOCAL)
-    publishers = {t: node.create_publisher(classes[t], t, latched if t == TF_STATIC else profile) for t in chosen}
+    publishers = {t: node.create_publisher(classes[t], options.published(t), latched if t == TF_STATIC else profile)
+                  for t in chosen}
     return publishers, node.create_publisher(Clock, "/clock", 10) if options.clock else None
 
 
 def _wait_for_subscribers(publishers: dict, sync: _StampWaiter | None, options: PlayOptions) -> None:
-    wanted = {t: options.min_subscribers.get(t, 1) for t in publishers if t != TF_STATIC}
+    """Wait for the subscribers someone is expected to bring: those of --min-subscribers, else one on the
+    camera topic (every lix_ros node reads it; a depth or LiDAR topic may have no reader), else one on each
+    played topic; say what is awaited and what never came."""
+    by_name = {options.published(t): pub for t, pub in publishers.items() if t != TF_STATIC}
+    camera = options.published(options.camera)
+    wanted = dict(options.min_subscribers) or ({camera: 1} if camera in by_name else dict.fromkeys(by_name, 1))
+    if not options.quiet:
+        listing = ", ".join(f"{t} ({n})" for t, n in wanted.items())
+        sync_note = f"; publishers of {', '.join(options.sync_topics)}" if sync is not None else ""
+        print(f"lix-bag play: waiting up to {options.wait_for_subscribers:g} s for subscribers on {listing}{sync_note}",
+              flush=True)
     deadline = time.monotonic() + options.wait_for_subscribers
     while time.monotonic() < deadline and not (
-            all(publishers[t].get_subscription_count() >= n for t, n in wanted.items())
+            all(by_name[t].get_subscription_count() >= n for t, n in wanted.items())
             and (sync is None or sync.publishers_seen())):
         time.sleep(0.05)
+    short = [f"{t} ({by_name[t].get_subscription_count()} of {n})" for t, n in wanted.items()
+             if by_name[t].get_subscription_count() < n]
+    if short and not options.quiet:
+        print(f"lix-bag play: still waiting for subscribers on {', '.join(short)} after "
+              f"{options.wait_for_subscribers:g} s; playing anyway", flush=True)
     time.sleep(1.0)  # matched on our side; give the readers time to match us (best-effort drops until then)
 
 

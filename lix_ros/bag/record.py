@@ -20,6 +20,8 @@ def record_topics(path: str | Path, topics: list[str], duration: float | None = 
 
     `ready_file` is created once every topic of `ready_topics` (default: all) is subscribed, so a caller can
     start the publishers without losing first messages (volatile topics deliver nothing sent before the match).
+    A topic can only be subscribed once something publishes it (its type comes from the graph): after
+    `discovery_timeout` s the file is created anyway, naming the topics still unpublished.
     """
     waiting_for = set(topics if ready_topics is None else ready_topics)
     if not waiting_for <= set(topics):
@@ -39,14 +41,22 @@ def record_topics(path: str | Path, topics: list[str], duration: float | None = 
         start = time.monotonic()
         warned = False
         flushed = start
+        ready = ready_file is None
+        if not ready and not quiet:
+            print(f"lix-bag record: {ready_file} once these are subscribed: {', '.join(sorted(waiting_for))}",
+                  flush=True)
         while not stop["now"]:
             now = time.monotonic()
-            if recorder.discover(now) and ready_file is not None and waiting_for <= recorder.types.keys():
-                Path(ready_file).touch()
+            looked = recorder.discover(now)
             missing = sorted(set(topics) - set(recorder.types))
-            if not warned and missing and now - start > discovery_timeout and not quiet:
+            timed_out = now - start > discovery_timeout
+            if not ready and looked and (waiting_for <= recorder.types.keys() or timed_out):
+                Path(ready_file).touch()
+                ready = True
+            if not warned and missing and timed_out and not quiet:
                 warned = True
-                print(f"lix-bag record: not published yet: {missing}")
+                print(f"lix-bag record: not published after {discovery_timeout:g} s (recording the rest): "
+                      f"{', '.join(missing)}", flush=True)
             recorder.executor.spin_once(timeout_sec=0.02)
             if now - flushed >= FLUSH_EVERY_S:  # bounds what a SIGKILL can lose
                 recorder.writer.flush()

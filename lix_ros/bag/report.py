@@ -31,6 +31,8 @@ def summary_lines(report: dict) -> list[str]:
         lines.append(f"PARTIAL: the bag ended in an unreadable part ({report['partial_reason']}); this report covers "
                      f"what could be read. `lix-bag repair {report['bag']} --out <new bag>` rewrites that part as a "
                      "normal bag for other tools")
+    if report.get("teacher_not_run"):
+        lines.append(f"NO TEACHER: {report['teacher_not_run']}")
     for key, title in SECTIONS:
         if report.get(key):
             lines.append(f"{title}: mIoU {_fmt(report[key]['miou'])}, pixel accuracy "

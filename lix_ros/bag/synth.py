@@ -1,6 +1,7 @@
 """`lix-bag synth`: a drive from the synthetic generator as a ROS 2 bag.
 
-Topics (all stamped with the frame's time, log time = stamp):
+Topics (all stamped with the frame's time, log time = stamp; names changeable with a TopicMap / the CLI's
+topic options):
   /camera/image_raw    sensor_msgs/Image rgb8            frame camera_optical_frame
   /camera/camera_info  sensor_msgs/CameraInfo
   /camera/depth        sensor_msgs/Image 32FC1 metres (0 = no return)
@@ -15,12 +16,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from lix_ros.bag.frames import TopicMap
 from lix_ros.bag.io import (
-    CAMERA,
-    CAMERA_INFO,
-    DEPTH,
-    GT,
-    POINTS,
     BagWriter,
     make_camera_info,
     make_image,
@@ -36,7 +33,8 @@ START_NS = 1_700_000_000 * 1_000_000_000  # a fixed epoch so the same seed gives
 
 def write_synthetic_bag(path: str | Path, seed: int, frames: int, rate_hz: float = 10.0, width: int = RENDER_SIZE[1],
                         height: int = RENDER_SIZE[0], storage: str = "mcap", beams: int = LIDAR_BEAMS,
-                        quiet: bool = False) -> dict:
+                        quiet: bool = False, topics: TopicMap | None = None) -> dict:
+    topics = topics or TopicMap()
     if frames < 1 or rate_hz <= 0:
         raise ValueError("frames must be >= 1 and rate > 0")
     lidar = LidarConfig(beams=beams)
@@ -48,11 +46,11 @@ def write_synthetic_bag(path: str | Path, seed: int, frames: int, rate_hz: float
             if i == 0:
                 bag.write(TF_STATIC, make_static_tf(stamp, CAMERA_FRAME, LIDAR_FRAME, frame.T_cam_from_lidar), stamp)
             messages = {
-                CAMERA: make_image(stamp, CAMERA_FRAME, frame.rgb, "rgb8"),
-                CAMERA_INFO: make_camera_info(stamp, CAMERA_FRAME, frame.K, height, width),
-                DEPTH: make_image(stamp, CAMERA_FRAME, frame.depth, "32FC1"),
-                POINTS: make_pointcloud(stamp, LIDAR_FRAME, frame.lidar_points),
-                GT: make_image(stamp, CAMERA_FRAME, frame.label, "mono8"),
+                topics.camera: make_image(stamp, CAMERA_FRAME, frame.rgb, "rgb8"),
+                topics.camera_info: make_camera_info(stamp, CAMERA_FRAME, frame.K, height, width),
+                topics.depth: make_image(stamp, CAMERA_FRAME, frame.depth, "32FC1"),
+                topics.points: make_pointcloud(stamp, LIDAR_FRAME, frame.lidar_points),
+                topics.gt: make_image(stamp, CAMERA_FRAME, frame.label, "mono8"),
             }
             for topic, msg in messages.items():
                 bag.write(topic, msg, stamp)

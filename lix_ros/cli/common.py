@@ -37,6 +37,17 @@ def friendly_errors(prog: str) -> Callable:
     return wrap
 
 
+class DefaultsHelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """--help shows each option's default (unless it is None / False or the help already states it)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "%(default)" in text or "default" in text or not action.option_strings \
+                or action.default in (None, False, [], argparse.SUPPRESS):
+            return text
+        return f"{text} (default: %(default)s)".strip()
+
+
 class OneLineParser(argparse.ArgumentParser):
     """argparse that reports a bad argument in one line (`prog: error: ...`) and exit code 2."""
 
