@@ -294,3 +294,22 @@ def test_record_ready_file_does_not_wait_forever_for_an_unpublished_topic(tmp_pa
                            ready_file=ready, quiet=True)
     assert ready.exists() and time.monotonic() - started < 30
     assert result["counts"] == {"/nobody/publishes/this": 0}
+
+
+def test_demo_runs_the_pipeline_on_your_bag_with_your_topic_names(tmp_path):
+    bag = tmp_path / "yours"
+    write_synthetic_bag(bag, 2_000_031, 8, quiet=True, topics=TopicMap(
+        camera="/front/image", camera_info="/front/info", depth="/front/depth", points="/velodyne", gt="/front/gt"))
+    out = tmp_path / "demo"
+    result = subprocess.run([sys.executable, "-m", "lix_ros.cli.demo", "--out", str(out), "--bag", str(bag),
+                             "--camera", "/front/image", "--camera-info", "/front/info", "--depth", "/front/depth",
+                             "--labels", "/front/gt", "--student", "lix_ros/checkpoints/student_supervised_small.pt"],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert f"your drive: {bag}" in result.stdout and "masks evaluated 8" in result.stdout
+    report = json.loads((out / "report" / "report.json").read_text())
+    assert report["frames"] == 8 and report["student_vs_gt"] and report["teacher_vs_gt"]
+    assert "student_supervised_small.pt" in (out / "bringup.log").read_text()
+    wrong = subprocess.run([sys.executable, "-m", "lix_ros.cli.demo", "--out", str(tmp_path / "d2"), "--bag",
+                            str(bag)], capture_output=True, text=True, timeout=120)
+    assert wrong.returncode == 2 and "has no /camera/image_raw, /camera/camera_info, /camera/depth" in wrong.stderr
