@@ -35,6 +35,7 @@ setup(
             "lix-train = lix_training.cli:main",
             "lix-eval = lix_training.evaluate:main",
             "lix-export = lix_training.export:main",
+            "lix-finetune = lix_training.finetune:main",
             "lix-bench-kd = lix_training.bench_kd:main",
             "lix-bringup = lix_ros.cli.bringup:main",
             "lix-bag = lix_ros.bag.cli:main",

@@ -44,6 +44,8 @@ DEFAULTS: dict = {
         "val_fraction": 0.1,  # held out of train when a data set has no val split (kitti, bag, cityscapes w/o val/)
         "workers": 2,  # DataLoader processes decoding frames (0 = in the training process)
         # Virtual KITTI 2: scenes per split (val: [] = val_fraction of the train scenes), variations, camera.
+        # Fine-tuning: frames of these bags (their train portion) fill `share` of every batch (lix-finetune).
+        "mix": {"root": None, "share": 0.5},
         # Bags (source: bag): topic names; frames without `labels` use the teacher's mask (lix-bag label) if any.
         "topics": {"camera": CAMERA, "camera_info": CAMERA_INFO, "depth": DEPTH, "points": POINTS, "labels": GT,
                    "teacher": TEACHER_OUT},
@@ -158,6 +160,9 @@ def _validate(config: dict) -> None:
         raise ConfigError(f"data.val_fraction must be a number between 0 and 1, got {data['val_fraction']!r}")
     if not isinstance(data["workers"], int) or data["workers"] < 0:
         raise ConfigError(f"data.workers must be an integer >= 0, got {data['workers']!r}")
+    share = data["mix"]["share"]
+    if not isinstance(share, (int, float)) or not 0 < share <= 1:
+        raise ConfigError(f"data.mix.share must be a number in (0, 1], got {share!r}")
     for key in ("frame_size", "crop_size", "render_size"):
         value = data[key]
         if value is None and key == "frame_size":

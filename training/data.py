@@ -167,10 +167,13 @@ class StepBatches(torch.utils.data.Dataset):
     """`batches[step]`: the global batch of a step is a fixed function of (seed, step); rank r takes its share.
 
     A map-style dataset indexed by step, so a DataLoader with any number of workers yields the same batches.
+    With `extra` frames (e.g. hard frames for fine-tuning) the first round(extra_share * batch_size) samples of
+    every batch come from them, each source walking through its own per-epoch permutation.
     """
 
     def __init__(self, frames: Split, batch_size: int, seed: int, augment: Augment | None,
-                 modalities: list[str | None], rank: int = 0, world_size: int = 1):
+                 modalities: list[str | None], rank: int = 0, world_size: int = 1, extra: Split | None = None,
+                 extra_share: float = 0.0):
         if batch_size % world_size:
             raise ValueError(f"batch_size {batch_size} is not divisible by the {world_size} processes")
         if not len(frames):
@@ -182,20 +185,29 @@ class StepBatches(torch.utils.data.Dataset):
         self.modalities = modalities
         self.rank = rank
         self.local = batch_size // world_size
+        self.extra = extra if extra is not None and len(extra) else None
+        self.extra_count = round(extra_share * batch_size) if self.extra is not None else 0
 
-    def indices(self, step: int) -> list[int]:
-        n = len(self.frames)
+    @staticmethod
+    def _walk(seed: int, count: int, start: int, n: int) -> list[int]:
         out = []
-        for j in range(step * self.batch_size, (step + 1) * self.batch_size):
-            epoch, position = divmod(j, n)
-            out.append(int(_epoch_order(self.seed, epoch, n)[position]))
+        for j in range(start, start + n):
+            epoch, position = divmod(j, count)
+            out.append(int(_epoch_order(seed, epoch, count)[position]))
         return out
+
+    def indices(self, step: int) -> list[tuple[Split, int]]:
+        k = self.extra_count
+        main = self.batch_size - k
+        chosen = [(self.extra, i) for i in self._walk(self.seed + 1_000_003, len(self.extra), step * k, k)] if k \
+            else []
+        return chosen + [(self.frames, i) for i in self._walk(self.seed, len(self.frames), step * main, main)]
 
     def __getitem__(self, step: int) -> dict[str, torch.Tensor]:
         chosen = self.indices(step)[self.rank * self.local:(self.rank + 1) * self.local]
         items = []
-        for offset, index in enumerate(chosen):
-            sample = self.frames[index]
+        for offset, (frames, index) in enumerate(chosen):
+            sample = frames[index]
             if self.augment is not None:
                 j = self.rank * self.local + offset
                 sample = self.augment(sample, np.random.default_rng([self.seed, step, j, 7]))

@@ -256,8 +256,12 @@ class Trainer:
             modalities.append(self.teacher_modality)
         if self.aux_depth is not None and "depth" not in modalities:
             modalities.append("depth")
+        self.mix_frames = None
+        if data_cfg["mix"]["root"]:
+            self.mix_frames = open_split({**data_cfg, "source": "bag", "root": data_cfg["mix"]["root"]}, "train")
+            self.mix_frames.frame_size = self.train_frames.frame_size
         self.batches = StepBatches(self.train_frames, config["batch_size"], config["seed"], augment, modalities,
-                                   self.rank, self.world)
+                                   self.rank, self.world, self.mix_frames, data_cfg["mix"]["share"])
 
     # ------------------------------------------------------------------ checkpoints
     def _checkpoint(self, include_resume: bool) -> dict:
@@ -398,7 +402,9 @@ class Trainer:
         self.console(f"{'resuming' if self.step else 'training'} {what} at step {self.step}/{cfg['steps']} on "
                      f"{self.train_frames.description} ({len(self.train_frames)} frames, model input "
                      f"{self.input_size[0]}x{self.input_size[1]}, crops {cfg['data']['crop_size']}); "
-                     f"val: {self.val_frames.description} ({len(self.val_frames)} frames)")
+                     f"val: {self.val_frames.description} ({len(self.val_frames)} frames)"
+                     + (f"; {self.batches.extra_count} of every {cfg['batch_size']} samples from "
+                        f"{self.mix_frames.description} ({len(self.mix_frames)} frames)" if self.mix_frames else ""))
         bar = tqdm(total=cfg["steps"], initial=self.step, desc=f"train {self.model_config.kind}", unit="step",
                    file=sys.stderr, disable=self.quiet, mininterval=2.0)
         started = time.perf_counter()
