@@ -2,9 +2,12 @@
 
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 
+import cv2
 import numpy as np
 import pytest
 
@@ -74,7 +77,10 @@ def test_eval_runs_models_and_writes_a_self_contained_report(bag, tmp_path):
     assert report["latency"]["student"]["count"] == 4
     page = (tmp_path / "report.html").read_text()
     assert page.count("data:image/png;base64,") >= 3 + 4  # confusion matrices + sample frames
-    assert "src='http" not in page and "<script" not in page  # nothing fetched from elsewhere
+    assert "src='http" not in page and "<script src" not in page  # nothing fetched from elsewhere
+    for shown in ("topic: camera", "Worst frames", "Over the drive", "reference pixels", "class='legend'"):
+        assert shown in page
+    assert all("student_miou" in f and "student_ms" in f for f in report["per_frame"])
     assert "| road |" in (tmp_path / "report.md").read_text()
     # Deterministic: the same bag gives the same numbers.
     again = lix_bag("eval", str(bag), "--out", str(tmp_path / "again"), "--quiet")
@@ -154,3 +160,28 @@ def test_play_start_past_the_end_is_an_error(tmp_path):
     assert lix_bag("synth", "--out", str(tmp_path / "short"), "--frames", "3").returncode == 0
     result = lix_bag("play", str(tmp_path / "short"), "--start", "100")
     assert result.returncode == 2 and "--start 100.0 s is past the end of" in result.stderr
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (Debian: apt-get install chromium)")
+def test_report_renders_in_headless_chromium_with_every_image(bag, tmp_path):
+    result = lix_bag("eval", str(bag), "--out", str(tmp_path), "--quiet")
+    assert result.returncode == 0, result.stderr
+    page = (tmp_path / "report.html").resolve().as_uri()
+    flags = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+             f"--user-data-dir={tmp_path / 'profile'}"]
+    dom = subprocess.run([*flags, "--virtual-time-budget=5000", "--dump-dom", page], capture_output=True, text=True,
+                         timeout=120).stdout
+    body = re.search(r"<body[^>]*>", dom)
+    assert body, dom[:500]
+    images = int(re.search(r'data-images="(\d+)"', body.group()).group(1))
+    assert images == (tmp_path / "report.html").read_text().count("<img")
+    assert 'data-broken-images="0"' in body.group(), body.group()  # every image decoded
+    shot = tmp_path / "shot.png"
+    subprocess.run([*flags, "--window-size=1400,4000", f"--screenshot={shot}", page], capture_output=True,
+                   timeout=120)
+    image = cv2.imread(str(shot))
+    assert image is not None and image.shape[:2] == (4000, 1400)
+    assert image.std() > 20  # a rendered page, not a blank one

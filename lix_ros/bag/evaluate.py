@@ -143,19 +143,20 @@ class _Scores:
         self.confusions = {k: empty_confusion(NUM_CLASSES) for k in ("student", "teacher", "agreement")}
         self.per_frame: list[dict] = []
 
-    def _add(self, name: str, target: np.ndarray, prediction: np.ndarray) -> float:
+    def _add(self, name: str, target: np.ndarray, prediction: np.ndarray) -> tuple[float, float]:
+        """Adds one frame; returns its pixel accuracy and its mIoU (over the classes present in it)."""
         c = confusion_matrix(target, prediction, NUM_CLASSES)
         self.confusions[name] += c
-        return float(np.trace(c) / max(c.sum(), 1))
+        return float(np.trace(c) / max(c.sum(), 1)), scores_from_confusion(c).miou
 
-    def add(self, stamp: int, gt, s_ids: np.ndarray, t_ids) -> None:
-        record = {"stamp": stamp}
+    def add(self, stamp: int, gt, s_ids: np.ndarray, t_ids, latency_ms: dict[str, float]) -> None:
+        record = {"stamp": stamp, **{f"{role}_ms": ms for role, ms in latency_ms.items()}}
         if gt is not None and gt.shape == s_ids.shape:
-            record["student_pixel_accuracy"] = self._add("student", gt, s_ids)
+            record["student_pixel_accuracy"], record["student_miou"] = self._add("student", gt, s_ids)
         if t_ids is not None and t_ids.shape == s_ids.shape:
             if gt is not None:
-                record["teacher_pixel_accuracy"] = self._add("teacher", gt, t_ids)
-            record["student_teacher_agreement"] = self._add("agreement", t_ids, s_ids)
+                record["teacher_pixel_accuracy"], record["teacher_miou"] = self._add("teacher", gt, t_ids)
+            record["student_teacher_agreement"], _ = self._add("agreement", t_ids, s_ids)
         self.per_frame.append(record)
 
     def scores(self, name: str) -> dict | None:
@@ -183,6 +184,7 @@ def evaluate_bag(path: str | Path, options: EvalOptions, topics: TopicMap | None
             break
         bar.update(1)
         m = frame.messages
+        counts = {role: len(values) for role, values in latency.items()}
         try:
             rgb = image_rgb(m["camera"])
             gt = image_mono8(m["gt"]) if "gt" in m else None
@@ -190,7 +192,8 @@ def evaluate_bag(path: str | Path, options: EvalOptions, topics: TopicMap | None
         except (ImageError, PointCloudError, KeyError) as error:
             skipped.append({"stamp": frame.stamp, "reason": str(error)})
             continue
-        scores.add(frame.stamp, gt, s_ids, t_ids)
+        scores.add(frame.stamp, gt, s_ids, t_ids,
+                   {role: values[-1] for role, values in latency.items() if len(values) > counts[role]})
         if len(samples) < options.samples and index % max(1, total // max(options.samples, 1)) == 0:
             samples.append({"stamp": frame.stamp, "rgb": rgb, "gt": gt, "student": s_ids, "teacher": t_ids})
     bar.close()
@@ -199,6 +202,7 @@ def evaluate_bag(path: str | Path, options: EvalOptions, topics: TopicMap | None
         "bag": str(path), "mode": mode, "frames": len(scores.per_frame), "skipped": skipped,
         "partial": frames.partial, "partial_reason": frames.stream.partial_reason,
         "unknown_message_types": sorted(frames.stream.unknown_types),
+        "topics": {role: topic for role, topic in topics.__dict__.items() if frames.has(role)},
         "student_checkpoint": (options.student or "packaged default") if mode == "run" else topics.student,
         "teacher_checkpoint": ((options.teacher or "packaged default") if models.teacher else None) if mode == "run"
         else (topics.teacher if frames.has("teacher") else None),
@@ -226,13 +230,29 @@ def _missing(shape: tuple[int, ...], text: str) -> np.ndarray:
     return tile
 
 
+def _titled(tile: np.ndarray, title: str) -> np.ndarray:
+    """A tile with its name in a strip above it."""
+    import cv2
+
+    strip = np.full((22, tile.shape[1], 3), 255, np.uint8)
+    cv2.putText(strip, title, (4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (30, 30, 30), 1, cv2.LINE_AA)
+    return np.concatenate([strip, tile], axis=0)
+
+
 def sample_mosaic(sample: dict) -> np.ndarray:
     rgb = sample["rgb"]
-    tiles = [rgb, colorize(sample["gt"]) if sample["gt"] is not None else _missing(rgb.shape, "no ground truth"),
-             colorize(sample["student"]),
-             colorize(sample["teacher"]) if sample["teacher"] is not None else _missing(rgb.shape, "no teacher output"),
-             disagreement_image(rgb, sample["student"], sample["teacher"])]
-    return np.concatenate(tiles, axis=1)
+    tiles = [("RGB", rgb),
+             ("ground truth", colorize(sample["gt"]) if sample["gt"] is not None
+              else _missing(rgb.shape, "no ground truth")),
+             ("student", colorize(sample["student"])),
+             ("teacher", colorize(sample["teacher"]) if sample["teacher"] is not None
+              else _missing(rgb.shape, "no teacher output")),
+             ("disagreement (red)", disagreement_image(rgb, sample["student"], sample["teacher"]))]
+    gap = np.full((rgb.shape[0] + 22, 4, 3), 255, np.uint8)
+    columns = []
+    for title, tile in tiles:
+        columns += [_titled(tile, title), gap]
+    return np.concatenate(columns[:-1], axis=1)
 
 
 def write_report(report: dict, out: str | Path) -> dict[str, Path]:
@@ -244,5 +264,6 @@ def write_report(report: dict, out: str | Path) -> dict[str, Path]:
     paths = {"json": out / "report.json", "md": out / "report.md", "html": out / "report.html"}
     paths["json"].write_text(json.dumps(report, indent=2))
     paths["md"].write_text(render_markdown(report))
-    paths["html"].write_text(render_html(report, [sample_mosaic(s) for s in samples]))
+    paths["html"].write_text(render_html(report, [sample_mosaic(s) for s in samples],
+                                         [s["stamp"] for s in samples]))
     return paths
