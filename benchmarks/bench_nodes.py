@@ -28,6 +28,7 @@ os.environ.setdefault("ROS_DOMAIN_ID", str(150 + os.getpid() % 50))
 
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
+from tqdm import tqdm  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "test" / "helpers"))
 from ros_probe import Bringup, Probe, image  # noqa: E402
@@ -59,6 +60,11 @@ def model_only(segmenter: Segmenter, rgb: np.ndarray, repeats: int, **kwargs) ->
     return np.array(times) * 1000
 
 
+def stage(text: str) -> None:
+    """Progress on stderr, so stdout stays the table."""
+    print(f"[bench_nodes] {text}", file=sys.stderr, flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--frames", type=int, default=100, help="frames per latency measurement")
@@ -72,11 +78,13 @@ def main() -> None:
     student = Segmenter(default_checkpoint("student"))
     teacher = Segmenter(default_checkpoint("teacher"), expect_modality="depth")
     print(f"model input {student.input_size}, torch threads {__import__('torch').get_num_threads()}")
+    stage(f"model-only timing: {args.frames} frames at each of {', '.join(inputs)}")
     model_ms = {name: model_only(student, rgb, args.frames) for name, rgb in inputs.items()}
     depth = cv2.resize(frame.depth, (640, 480), interpolation=cv2.INTER_NEAREST)
     K = frame.K.copy()
     teacher_ms = model_only(teacher, inputs["640x480"], args.frames, depth=depth, K=K)
 
+    stage("starting the student node (lix-bringup)")
     params = Path(tempfile.mkdtemp()) / "bench_params.yaml"
     params.write_text(f"/**/segmentation_node:\n  ros__parameters:\n    threads: {args.threads}\n")
     bringup = Bringup("--namespace", "/bench", "--image", "/bench/camera", "--params", str(params))
@@ -96,6 +104,7 @@ def main() -> None:
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for name, rgb in inputs.items():
         for rate in (10, 30):
+            stage(f"end to end: {args.frames} frames of {name} at {rate} Hz")
             sent: dict[str, float] = {}
             node_ms.clear()
             for i in range(args.frames):
@@ -119,7 +128,8 @@ def main() -> None:
 
     small = cv2.resize(frame.rgb, (320, 160))
     memory = {}
-    for i in range(args.memory_frames):
+    stage(f"memory: {args.memory_frames} frames")
+    for i in tqdm(range(args.memory_frames), desc="memory run", unit="frame", file=sys.stderr, mininterval=2.0):
         probe.publishers["/bench/camera"].publish(image(probe.stamp(time.time()), f"mem{i}", small))
         probe.spin(0.004)
         if i + 1 in (100, args.memory_frames):

@@ -70,7 +70,8 @@ def checkpoint_data(ckpt: dict) -> dict | None:
     return merged
 
 
-def evaluate_checkpoint(checkpoint: str | Path, data_cfg: dict | None, split: str, workers: int = 0) -> dict:
+def evaluate_checkpoint(checkpoint: str | Path, data_cfg: dict | None, split: str, workers: int = 0,
+                        progress: bool = False) -> dict:
     """Scores of one checkpoint; `data_cfg` None = the data it was trained on (synthetic defaults if unknown)."""
     model, ckpt = load_model(checkpoint)
     modality = geometry_modality(ckpt)
@@ -78,7 +79,7 @@ def evaluate_checkpoint(checkpoint: str | Path, data_cfg: dict | None, split: st
     frames = open_split(data_cfg, split, quiet=True)
     start = time.perf_counter()
     confusion = evaluate(model, frames, modality, torch.device("cpu"), len(ckpt["classes"]), ckpt["input_size"],
-                         workers)
+                         workers, progress=f"lix-eval {Path(checkpoint).name}" if progress else None)
     scores = scores_from_confusion(confusion)
     return {"checkpoint": str(checkpoint), "split": split, "data": frames.description, "frames": len(frames),
             "input_size": ckpt["input_size"], "modalities": ckpt["modalities"], "arch": ckpt["arch"],
@@ -108,7 +109,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="data override, e.g. --set data.source=cityscapes --set data.root=/data/cs")
     parser.add_argument("--workers", type=int, default=2, help="processes decoding frames")
-    parser.add_argument("--out", type=Path, default=Path("out/eval"))
+    parser.add_argument("--out", type=Path, default=Path("out/eval"), help="output folder")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     data_cfg = load_config(args.config, args.set)["data"] if (args.config or args.set) else None
     args.out.mkdir(parents=True, exist_ok=True)
@@ -117,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
                "|---|---|---|---|---:|---:|"]
     for checkpoint, name in zip(args.checkpoint, row_names(args.checkpoint)):
         try:
-            result = evaluate_checkpoint(checkpoint, data_cfg, args.split, args.workers)
+            result = evaluate_checkpoint(checkpoint, data_cfg, args.split, args.workers, progress=not args.quiet)
         except CheckpointError as error:
             raise ValueError(str(error)) from None
         result["name"] = name

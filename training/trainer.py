@@ -99,7 +99,8 @@ def supervised_loss(logits: torch.Tensor, label: torch.Tensor, valid_total: torc
 
 @torch.no_grad()
 def evaluate(model: nn.Module, frames: Split, modality: str | None, device: torch.device, num_classes: int,
-             input_size: tuple[int, int], workers: int = 0, batch_size: int = 8) -> np.ndarray:
+             input_size: tuple[int, int], workers: int = 0, batch_size: int = 8, progress: str | None = None
+             ) -> np.ndarray:
     """Confusion matrix over frames scored at their native size, the way the node runs the model.
 
     Each frame is resized to the checkpoint's `input_size` (a no-op when it already has that size), and the
@@ -123,7 +124,10 @@ def evaluate(model: nn.Module, frames: Split, modality: str | None, device: torc
             confusion[:] += confusion_matrix(sample.label, ids, num_classes)
         chunk.clear()
 
-    for sample in sample_loader(frames, workers):
+    from tqdm import tqdm
+
+    for sample in tqdm(sample_loader(frames, workers), total=len(frames), desc=progress, unit="frame",
+                       file=sys.stderr, disable=progress is None, mininterval=1.0):
         if sample.label is None:
             raise ValueError(f"{frames.description}: frame {sample.name!r} has no ground truth to score against")
         chunk.append(sample)

@@ -226,9 +226,13 @@ class _Timing:
 def _replay(reader, chosen: list[str], publishers: dict, clock_pub, sync: _StampWaiter | None, sync_on: str | None,
             options: PlayOptions, timing: _Timing) -> None:
     from rosgraph_msgs.msg import Clock
+    from tqdm import tqdm
 
     connections = [c for c in reader.connections if c.topic in chosen]
     first = reader.start_time + int(options.start_s * 1e9)
+    per_loop = sum(c.msgcount for c in connections)
+    bar = tqdm(total=None if options.loop else per_loop, desc="lix-bag play", unit="msg", mininterval=1.0,
+               disable=options.quiet)
     pending: tuple[int, int] | None = None  # header stamp of the last camera frame, until the sync topics answer it
     try:
         while True:
@@ -252,6 +256,7 @@ def _replay(reader, chosen: list[str], publishers: dict, clock_pub, sync: _Stamp
                 publishers[connection.topic].publish(bytes(raw))
                 timing.errors.append((time.perf_counter() - target) * 1000)
                 timing.published += 1
+                bar.update(1)
                 if sync is not None and connection.topic == sync_on:
                     pending = cdr_header_stamp(raw)
             if pending is not None:
@@ -262,6 +267,8 @@ def _replay(reader, chosen: list[str], publishers: dict, clock_pub, sync: _Stamp
                 break
     except KeyboardInterrupt:
         pass
+    finally:
+        bar.close()
 
 
 def _summary(timing: _Timing, chosen: list[str], sync: _StampWaiter | None, sync_on: str | None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import sys
 import time
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from lix_ros.bag.play import message_class
 from lix_ros.core.dds import configure_dds_env
 
 FLUSH_EVERY_S = 0.5  # a killed recorder loses at most the last half second (lix-bag repair keeps the rest)
+STATUS_EVERY_S = 5.0
 
 
 def record_topics(path: str | Path, topics: list[str], duration: float | None = None, storage: str = "mcap",
@@ -42,6 +44,7 @@ def record_topics(path: str | Path, topics: list[str], duration: float | None = 
         warned = False
         flushed = start
         ready = ready_file is None
+        reported = start
         if not ready and not quiet:
             print(f"lix-bag record: {ready_file} once these are subscribed: {', '.join(sorted(waiting_for))}",
                   flush=True)
@@ -61,6 +64,10 @@ def record_topics(path: str | Path, topics: list[str], duration: float | None = 
             if now - flushed >= FLUSH_EVERY_S:  # bounds what a SIGKILL can lose
                 recorder.writer.flush()
                 flushed = now
+            if not quiet and now - reported >= STATUS_EVERY_S:
+                reported = now
+                print(f"lix-bag record: {now - start:.0f} s, {sum(recorder.counts.values())} messages "
+                      f"({len(recorder.types)} of {len(topics)} topics published)", file=sys.stderr, flush=True)
             if duration is not None and now - start > duration:
                 break
             if stop_file is not None and Path(stop_file).exists():
