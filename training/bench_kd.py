@@ -33,7 +33,7 @@ from pathlib import Path
 
 import yaml
 
-from lix_ros.cli.common import CliError, friendly_errors
+from lix_ros.cli.common import CliError, DefaultsHelpFormatter, friendly_errors
 from lix_ros.core.constants import DATA_CACHE_DIR
 from lix_training.config import load_config
 from lix_training.evaluate import evaluate_checkpoint
@@ -397,8 +397,7 @@ def _teacher(args, bench: dict, preset: dict, base: list[str]) -> Path:
 
 @friendly_errors("lix-bench-kd")
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="lix-bench-kd", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="lix-bench-kd", description=__doc__, formatter_class=DefaultsHelpFormatter)
     parser.add_argument("--preset", default="fast", help="fast (CI: checks the harness) or full (README table)")
     parser.add_argument("--config", type=Path, help="benchmark YAML (default: the package's "
                         "config/training/bench_kd.yaml)")

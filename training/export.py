@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from lix_ros.cli.common import friendly_errors
+from lix_ros.cli.common import DefaultsHelpFormatter, friendly_errors
 from lix_ros.core.checkpoint import CheckpointError, geometry_modality, load_model
 from lix_ros.data.sample import MODALITY_CHANNELS
 
@@ -57,7 +57,7 @@ def export_onnx(checkpoint: str | Path, out: str | Path, check: bool = True, ops
 
 @friendly_errors("lix-export")
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="lix-export", description=__doc__)
+    parser = argparse.ArgumentParser(prog="lix-export", description=__doc__, formatter_class=DefaultsHelpFormatter)
     parser.add_argument("checkpoint")
     parser.add_argument("--out", required=True)
     parser.add_argument("--no-check", action="store_true")

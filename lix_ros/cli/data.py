@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from lix_ros.cli.common import CliError, friendly_errors
+from lix_ros.cli.common import CliError, DefaultsHelpFormatter, friendly_errors
 from lix_ros.core.constants import LIDAR_BEAMS
 from lix_ros.data.cityscapes import CityscapesDataset, export_frames
 from lix_ros.data.io import write_image
@@ -33,7 +33,7 @@ def _samples(args) -> list[Sample]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lix-data", description=__doc__)
+    parser = argparse.ArgumentParser(prog="lix-data", description=__doc__, formatter_class=DefaultsHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
 
     preview = sub.add_parser("preview", help="write a PNG mosaic: RGB | depth | normals | LiDAR depth | labels")
