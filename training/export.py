@@ -1,4 +1,10 @@
-"""`lix-export`: export a checkpoint's network to ONNX (logits only) and check it with onnxruntime."""
+"""`lix-export`: export a checkpoint's network to ONNX (logits only) and check it against PyTorch.
+
+The ONNX file has dynamic batch, height and width unless --height/--width fix them, and carries the
+checkpoint's metadata (class table, normalisation, input size, modalities, weights digest) as metadata
+properties. The check runs onnxruntime and PyTorch on the same random input at two sizes (the checkpoint's
+input size and another one when the size is dynamic) and fails above 1e-4.
+"""
 
 from __future__ import annotations
 
@@ -8,67 +14,60 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
 
-from lix_ros.cli.common import DefaultsHelpFormatter, friendly_errors
+from lix_ros.cli.common import CliError, DefaultsHelpFormatter, friendly_errors, number
 from lix_ros.core.checkpoint import CheckpointError, geometry_modality, load_model
+from lix_ros.core.onnx_backend import export_onnx, onnx_metadata, ort_session
 from lix_ros.data.sample import MODALITY_CHANNELS
 
-
-class LogitsOnly(nn.Module):
-    def __init__(self, model: nn.Module, with_x: bool):
-        super().__init__()
-        self.model = model
-        self.with_x = with_x
-
-    def forward(self, rgb: torch.Tensor, x: torch.Tensor | None = None) -> torch.Tensor:
-        return self.model(rgb, x if self.with_x else None)["logits"]
+TOLERANCE = 1e-4
 
 
-def export_onnx(checkpoint: str | Path, out: str | Path, check: bool = True, opset: int = 17) -> float:
-    """Export; returns the max |onnxruntime - torch| over a random input (NaN when check is False)."""
+def check_onnx(checkpoint: str | Path, onnx_path: str | Path, sizes: list[tuple[int, int]]) -> float:
+    """Largest |onnxruntime - torch| of the logits over random inputs of the given sizes."""
     model, ckpt = load_model(checkpoint)
-    h, w = ckpt["input_size"]
     modality = geometry_modality(ckpt)
-    with_x = modality is not None
-    wrapper = LogitsOnly(model, with_x).eval()
+    session = ort_session(onnx_path, ["CPUExecutionProvider"])
     generator = torch.Generator().manual_seed(0)
-    rgb = torch.randn(1, 3, h, w, generator=generator)
-    inputs: tuple = (rgb,)
-    names = ["rgb"]
-    if with_x:
-        channels = MODALITY_CHANNELS[modality]
-        inputs = (rgb, torch.rand(1, channels, h, w, generator=generator))
-        names.append("x")
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    torch.onnx.export(wrapper, inputs, str(out), input_names=names, output_names=["logits"], opset_version=opset,
-                      dynamic_axes={n: {0: "batch"} for n in [*names, "logits"]}, dynamo=False)
-    if not check:
-        return float("nan")
-    import onnxruntime as ort
-
-    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
-    got = session.run(None, {n: t.numpy() for n, t in zip(names, inputs)})[0]
-    with torch.no_grad():
-        want = wrapper(*inputs).numpy()
-    return float(np.abs(got - want).max())
+    worst = 0.0
+    for h, w in sizes:
+        rgb = torch.randn(1, 3, h, w, generator=generator)
+        x = torch.rand(1, MODALITY_CHANNELS[modality], h, w, generator=generator) if modality else None
+        feeds = {"rgb": rgb.numpy(), **({"x": x.numpy()} if x is not None else {})}
+        got = session.run(["logits"], feeds)[0]
+        with torch.no_grad():
+            want = model(rgb, x)["logits"].numpy()
+        worst = max(worst, float(np.abs(got - want).max()))
+    return worst
 
 
 @friendly_errors("lix-export")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="lix-export", description=__doc__, formatter_class=DefaultsHelpFormatter)
-    parser.add_argument("checkpoint")
-    parser.add_argument("--out", required=True)
-    parser.add_argument("--no-check", action="store_true")
+    parser.add_argument("checkpoint", help="the checkpoint (.pt) to export")
+    parser.add_argument("--out", type=Path, required=True, help="the ONNX file to write")
+    parser.add_argument("--height", type=number(int, 1, 8192), help="fix the input height (default: dynamic)")
+    parser.add_argument("--width", type=number(int, 1, 8192), help="fix the input width (default: dynamic)")
+    parser.add_argument("--opset", type=number(int, 13, 21), default=17, help="ONNX opset version")
+    parser.add_argument("--no-check", action="store_true", help="skip the onnxruntime-vs-PyTorch check")
     args = parser.parse_args(argv)
+    if (args.height is None) != (args.width is None):
+        raise CliError("--height and --width go together (a fixed size), or neither (dynamic)")
+    fixed = (args.height, args.width) if args.height else None
     try:
-        error = export_onnx(args.checkpoint, args.out, check=not args.no_check)
+        export_onnx(args.checkpoint, args.out, fixed, args.opset)
+        metadata = onnx_metadata(args.out)
+        h, w = fixed or metadata["input_size"]
+        sizes = [(h, w)] if fixed else [(h, w), (h // 2 + 32, w // 2 + 64)]
+        error = float("nan") if args.no_check else check_onnx(args.checkpoint, args.out, sizes)
     except CheckpointError as exc:
         raise ValueError(str(exc)) from None
-    print(f"wrote {args.out}; max |onnxruntime - torch| = {error:.2e}")
-    if not args.no_check and not error <= 1e-4:
-        print(f"lix-export: error: ONNX output differs from PyTorch by {error:.2e} (> 1e-4)", file=sys.stderr)
+    checked = ", ".join(f"{a}x{b}" for a, b in sizes)
+    size = f"{h}x{w} fixed" if fixed else f"dynamic height and width (checked at {checked})"
+    print(f"wrote {args.out}: {'+'.join(metadata['modalities'])}, {size}, {len(metadata['classes'])} classes; "
+          f"max |onnxruntime - torch| = {error:.2e}")
+    if not args.no_check and not error <= TOLERANCE:
+        print(f"lix-export: error: ONNX output differs from PyTorch by {error:.2e} (> {TOLERANCE})", file=sys.stderr)
         return 1
     return 0
 

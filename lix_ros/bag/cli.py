@@ -128,6 +128,10 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--student", help="student checkpoint (default: packaged)")
     ev.add_argument("--teacher", help="teacher checkpoint (default: packaged)")
     ev.add_argument("--lidar-to-camera", type=_floats16, help="16 numbers; default: the bag's /tf_static")
+    ev.add_argument("--backend", choices=("onnxruntime", "torch"), default="onnxruntime",
+                    help="inference engine for --mode run (as the nodes' backend parameter)")
+    ev.add_argument("--providers", nargs="+", default=["CPUExecutionProvider"],
+                    help="ONNX Runtime execution providers in order of preference")
     ev.add_argument("--max-frames", type=int)
     ev.add_argument("--samples", type=int, default=6)
     ev.add_argument("--quiet", action="store_true")
@@ -190,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
         from lix_ros.bag.report import summary_lines
 
         options = EvalOptions(args.mode, args.student, args.teacher, args.lidar_to_camera, args.samples,
-                              args.max_frames, args.quiet)
+                              args.max_frames, args.quiet, args.backend, tuple(args.providers))
         report = evaluate_bag(args.bag, options, topic_map(args))
         if report["frames"] == 0:
             reason = report["skipped"][0]["reason"] if report["skipped"] else report["partial_reason"] or "no frames"

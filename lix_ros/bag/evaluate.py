@@ -42,6 +42,8 @@ class EvalOptions:
     samples: int = 6
     max_frames: int | None = None
     quiet: bool = False
+    backend: str = "onnxruntime"  # as the nodes run the models
+    providers: tuple[str, ...] = ("CPUExecutionProvider",)
 
 
 def _stats(values: list[float]) -> dict:
@@ -91,7 +93,8 @@ def _load_models(path: str | Path, frames: BagFrames, options: EvalOptions, topi
     from lix_ros.core.default_checkpoints import default_checkpoint
     from lix_ros.core.inference import Segmenter
 
-    models = _Models(student=Segmenter(options.student or default_checkpoint("student")))
+    engine = {"backend": options.backend, "providers": options.providers}
+    models = _Models(student=Segmenter(options.student or default_checkpoint("student"), **engine))
     teacher_path = options.teacher or default_checkpoint("teacher")
     models.teacher_modality = geometry_modality(read_checkpoint(teacher_path))
     needs = "points" if models.teacher_modality == "lidar" else "depth"
@@ -106,7 +109,7 @@ def _load_models(path: str | Path, frames: BagFrames, options: EvalOptions, topi
         models.teacher_not_run = (f"the {models.teacher_modality} teacher did not run: the bag has no "
                                   f"{' and no '.join(missing)} (other topic names: {option}, --camera-info)")
     else:
-        models.teacher = Segmenter(teacher_path, expect_modality=models.teacher_modality)
+        models.teacher = Segmenter(teacher_path, expect_modality=models.teacher_modality, **engine)
     return models
 
 
@@ -210,7 +213,8 @@ def evaluate_bag(path: str | Path, options: EvalOptions, topics: TopicMap | None
             None if frames.has("teacher") else f"the bag has no recorded teacher output ({topics.teacher})"),
         "student_vs_gt": scores.scores("student"), "teacher_vs_gt": scores.scores("teacher"),
         "student_vs_teacher": scores.scores("agreement"),
-        "latency": {"kind": "model-only time" if mode == "run" else (
+        "backend": options.backend if mode == "run" else None,
+        "latency": {"kind": f"model-only time ({options.backend})" if mode == "run" else (
             "end to end (camera receipt -> mask receipt, recorder clock)" if frames.has("camera")
             else "end to end (bag log time - header stamp)"),
                     "student": _stats(latency["student"]), "teacher": _stats(latency["teacher"])},

@@ -3,7 +3,9 @@
 A Segmenter loads a checkpoint once (schema-checked, weights_only), warms up, and maps an RGB frame of any
 size to class ids (and confidence) at that same size: the frame is resized to the model's input size
 ("stretch") or padded to a multiple of 32 at its own size ("native"), and the argmax is mapped back with
-nearest neighbour.
+nearest neighbour. The network runs in PyTorch (`backend="torch"`) or in ONNX Runtime (`"onnxruntime"`: the
+checkpoint exported once to a cached ONNX file, run with the first installed of `providers`); pre- and
+post-processing are this one code path for both.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from lix_ros.data.classes import CLASS_NAMES
 from lix_ros.data.sample import encode_modality
 
 RESIZE_POLICIES = ("stretch", "native")
+BACKENDS = ("torch", "onnxruntime")
 
 
 class NonFiniteOutputError(RuntimeError):
@@ -46,9 +49,12 @@ def set_torch_threads(requested: list[int]) -> int:
 class Segmenter:
     def __init__(self, checkpoint: str, device: str = "cpu", input_size: tuple[int, int] | None = None,
                  resize_policy: str = "stretch", expect_modality: str | None = None,
-                 warmup: bool = True):
+                 warmup: bool = True, backend: str = "torch", providers: list[str] | tuple[str, ...] | None = None,
+                 threads: int = 0):
         if resize_policy not in RESIZE_POLICIES:
             raise ValueError(f"resize_policy must be one of {RESIZE_POLICIES}, got {resize_policy!r}")
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
         if device.startswith("cuda") and not torch.cuda.is_available():
             raise ValueError(f"device {device!r} requested but CUDA is not available")
         expected = ["rgb"] if expect_modality is None else ["rgb", expect_modality]
@@ -56,8 +62,20 @@ class Segmenter:
         if ckpt["modalities"] != expected:
             raise CheckpointError(f"{checkpoint}: field 'modalities' is {ckpt['modalities']}, this node needs "
                                   f"{expected}")
-        self.device = torch.device(device)
-        self.model = model.to(self.device).eval()
+        self.backend = backend
+        self.providers: list[str] = []
+        self.skipped_providers: list[str] = []
+        if backend == "onnxruntime":
+            from lix_ros.core.onnx_backend import DEFAULT_PROVIDERS, OnnxModel
+
+            self.device = torch.device("cpu")  # tensors meet the session on the host; providers pick the device
+            onnx_model = OnnxModel(checkpoint, providers or DEFAULT_PROVIDERS, threads)
+            self.providers, self.skipped_providers = onnx_model.providers, onnx_model.skipped
+            self.onnx_path, self.onnx_exported = onnx_model.path, onnx_model.exported
+            self.model = onnx_model
+        else:
+            self.device = torch.device(device)
+            self.model = model.to(self.device).eval()
         self.checkpoint = ckpt
         self.modality = expect_modality
         self.class_names = ckpt["classes"]

@@ -53,6 +53,17 @@ class InferenceNode(Node):
         return {}
 
     # ------------------------------------------------------------------ shared
+    def log_backend(self) -> None:
+        """One line on the inference engine: ONNX Runtime's providers (and the requested ones not installed)."""
+        segmenter = self.segmenter
+        if segmenter.backend != "onnxruntime":
+            self.get_logger().info("backend torch")
+            return
+        origin = "exported to" if segmenter.onnx_exported else "cached"
+        self.get_logger().info(f"backend onnxruntime ({origin} {segmenter.onnx_path}) on {segmenter.providers}")
+        if segmenter.skipped_providers:
+            self.get_logger().info(f"execution providers not installed, skipped: {segmenter.skipped_providers}")
+
     def start_worker(self) -> None:
         """Start serving (call at the end of the node's __init__, once its publishers exist)."""
         self._running = True

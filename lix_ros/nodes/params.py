@@ -27,7 +27,9 @@ class Param:
             return f"one of {list(self.choices)}"
         if self.min is not None:
             return f"{article} {kind} in [{self.min}, {self.max}]"
-        return "a list of 16 numbers" if isinstance(self.default, list) else f"{article} {kind}"
+        if isinstance(self.default, list):
+            return "a list of strings" if all(isinstance(v, str) for v in self.default) else "a list of 16 numbers"
+        return f"{article} {kind}"
 
     def check(self, value: Any) -> Any:
         if type(self.default) is float and isinstance(value, int):
@@ -59,6 +61,10 @@ def model_params(default_description: str) -> list[Param]:
         Param("input_width", 0, "Model input width in pixels (0 = the checkpoint's)", 0, 4096),
         Param("resize_policy", "stretch", "stretch: resize to the input size; native: run at the frame's size",
               choices=("stretch", "native")),
+        Param("backend", "onnxruntime", "Inference engine: onnxruntime (the checkpoint exported once to a cached "
+              "ONNX file) or torch", choices=("onnxruntime", "torch")),
+        Param("providers", ["CPUExecutionProvider"], "ONNX Runtime execution providers in order of preference "
+              "(e.g. TensorrtExecutionProvider, CUDAExecutionProvider); ones not installed are skipped"),
     ]
 
 

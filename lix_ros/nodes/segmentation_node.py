@@ -28,7 +28,9 @@ class SegmentationNode(InferenceNode):
         super().__init__("segmentation_node", SEGMENTATION, "lix/semantic", "lix/processing_time", **kwargs)
         checkpoint = self.p["checkpoint"] or default_checkpoint("student")
         self.segmenter = Segmenter(checkpoint, self.p["device"], (self.p["input_height"], self.p["input_width"]),
-                                   self.p["resize_policy"])
+                                   self.p["resize_policy"], backend=self.p["backend"],
+                                   providers=self.p["providers"], threads=self.p["threads"])
+        self.log_backend()
         self.palette = palette()
         qos = input_qos(self.p["reliability"], self.p["queue_depth"])
         if self.p["use_compressed"]:

@@ -37,7 +37,9 @@ class TeacherNode(InferenceNode):
             raise CheckpointError(f"{checkpoint}: field 'modalities' ends in {modality!r}, which needs "
                                   f"geometry_source {needed!r}, not {self.source!r}")
         self.segmenter = Segmenter(checkpoint, self.p["device"], (self.p["input_height"], self.p["input_width"]),
-                                   self.p["resize_policy"], expect_modality=modality)
+                                   self.p["resize_policy"], expect_modality=modality, backend=self.p["backend"],
+                                   providers=self.p["providers"], threads=self.p["threads"])
+        self.log_backend()
         T = np.array(self.p["lidar_to_camera"], np.float64)
         if T.size != 16 or not np.allclose(T.reshape(4, 4)[3], [0, 0, 0, 1]):
             raise ValueError(f"parameter 'lidar_to_camera' must be 16 numbers of a 4x4 rigid transform, got {T}")

@@ -1,0 +1,54 @@
+"""The ONNX Runtime backend: cached export with dynamic size and metadata, provider choice, parity with torch."""
+
+import numpy as np
+import pytest
+
+from lix_ros.core.default_checkpoints import default_checkpoint
+from lix_ros.core.inference import Segmenter
+from lix_ros.core.onnx_backend import cached_onnx, choose_providers, onnx_metadata, ort_session
+from lix_ros.data.synthetic import render_frame
+from lix_ros.data.synthetic.families import split_seeds
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("LIX_ROS_CACHE", str(tmp_path / "cache"))
+
+
+def test_export_is_cached_by_content_dynamic_and_carries_metadata(tmp_path):
+    checkpoint = default_checkpoint("student")
+    path, exported = cached_onnx(checkpoint)
+    assert exported and path.parent == tmp_path / "cache" / "onnx"
+    again, exported_again = cached_onnx(checkpoint)
+    assert again == path and not exported_again  # the second start loads the file
+    meta = onnx_metadata(path)
+    assert meta["modalities"] == ["rgb"] and len(meta["classes"]) == 19 and meta["dynamic_size"] is True
+    assert meta["normalization"]["mean"] and len(meta["weights_sha256"]) == 64
+    session = ort_session(path, ["CPUExecutionProvider"])
+    for h, w in ((96, 160), (160, 320), (64, 96)):  # any size, one file
+        logits = session.run(["logits"], {"rgb": np.zeros((2, 3, h, w), np.float32)})[0]
+        assert logits.shape == (2, 19, h, w)
+
+
+def test_providers_not_installed_are_skipped_not_fatal():
+    chosen, skipped = choose_providers(["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"])
+    assert chosen == ["CPUExecutionProvider"] and skipped == ["TensorrtExecutionProvider", "CUDAExecutionProvider"]
+    from lix_ros.core.checkpoint import CheckpointError
+
+    with pytest.raises(CheckpointError, match="none of the execution providers"):
+        choose_providers(["TensorrtExecutionProvider"])
+
+
+def test_backends_agree_on_test_family_frames():
+    """Student and teacher, onnxruntime vs torch: >= 99.9 % of pixels get the same class."""
+    frames = [render_frame(seed, 320, 160) for seed in split_seeds("test", 6)]
+    for role, modality in (("student", None), ("teacher", "depth")):
+        models = [Segmenter(default_checkpoint(role), expect_modality=modality, backend=backend)
+                  for backend in ("torch", "onnxruntime")]
+        same = total = 0
+        for frame in frames:
+            extra = {"depth": frame.depth, "K": frame.K} if modality else {}
+            a, b = (m.predict(frame.rgb, **extra).ids for m in models)
+            same += int((a == b).sum())
+            total += a.size
+        assert same / total >= 0.999, f"{role}: {same / total:.5f}"
