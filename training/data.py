@@ -238,28 +238,32 @@ def _first(items: list) -> object:
     return items[0]
 
 
-def _fork_safe() -> None:
-    """OpenCV's thread pool does not survive fork(): a worker forked after the parent ran a parallel cv2 call
-    hangs in its first one. One OpenCV thread in the parent (its data work is in the workers) avoids it."""
-    import cv2
+def _worker_context():
+    """Workers start from a fork server that imported this module once (fast starts) and never ran OpenCV's
+    thread pool: forking the trainer itself would copy a pool another thread may hold locked (a worker forked
+    after a parallel cv2 call in the parent can hang in its first cv2 call)."""
+    import multiprocessing
 
-    cv2.setNumThreads(1)
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["lix_training.data"])
+    return context
 
 
 def step_loader(batches: StepBatches, start: int, stop: int, workers: int):
-    """Batches of steps start..stop-1 in order, decoded by `workers` background processes (0 = in process)."""
-    if workers == 0:
+    """Batches of steps start..stop-1 in order, decoded by `workers` background processes (0 = in process).
+    Frames already in memory (bags) are batched in process: copying them to workers would cost more."""
+    if workers == 0 or isinstance(batches.frames.source, _InMemory):
         return (batches[step] for step in range(start, stop))
-    _fork_safe()
     loader = torch.utils.data.DataLoader(batches, batch_size=None, sampler=range(start, stop), num_workers=workers,
-                                         prefetch_factor=2, worker_init_fn=_worker_init)
+                                         prefetch_factor=2, worker_init_fn=_worker_init,
+                                         multiprocessing_context=_worker_context())
     return iter(loader)
 
 
 def sample_loader(frames: Split, workers: int):
     """The frames of a split in order, decoded by `workers` background processes (0 = in process)."""
-    if workers == 0:
+    if workers == 0 or isinstance(frames.source, _InMemory):
         return (frames[i] for i in range(len(frames)))
-    _fork_safe()
     return iter(torch.utils.data.DataLoader(frames, batch_size=1, collate_fn=_first, num_workers=workers,
-                                            prefetch_factor=2, worker_init_fn=_worker_init))
+                                            prefetch_factor=2, worker_init_fn=_worker_init,
+                                            multiprocessing_context=_worker_context()))
