@@ -1,15 +1,19 @@
-"""Node performance, measured side by side in one run (figures, not a timed test).
+"""Node performance per inference backend, measured side by side in one run (figures, not a timed test).
 
-1. Model-only time: Segmenter.predict in this process (decode excluded), per frame size, in a tight loop on
-   an otherwise idle process.
-2. End to end: a probe publishes camera frames at 10 and 30 Hz to lix-bringup (another process, shipped
-   Fast DDS profile) and times publish -> /lix/semantic receipt; median and p99, and the ratio
-   end-to-end / model-only (goal <= 1.10 at 640x480). The node's own per-frame processing time (its
-   lix/processing_time topic) is printed beside it, which splits the ratio into "the same model call is
-   slower inside the node while the probe and DDS share the cores" and "transport + decode + encode".
-   --threads sets torch's intra-op threads in this process and in the node alike.
-3. Student vs teacher throughput (frames/s, model-only, 640x480).
+    python benchmarks/bench_nodes.py [--backends torch,onnxruntime] [--threads 1] [--quick]
+
+1. Model-only time: Segmenter.predict in this process (decode excluded) per backend, at the checkpoint's input
+   size (no resize) and at 640x480 and 1280x720 camera frames, in a tight loop on an otherwise idle process;
+   the onnxruntime / torch speed-up is printed per size.
+2. End to end, per backend: a probe publishes camera frames at 10 (and 30) Hz to lix-bringup (another process,
+   shipped Fast DDS profile, `backend` parameter set) and times publish -> /lix/semantic receipt; median and
+   p99, the ratio end-to-end / model-only, and the node's own per-frame processing time (lix/processing_time)
+   beside it, which splits the ratio into "the same model call is slower inside the node while the probe and
+   DDS share the cores" and "transport + decode + encode". --threads sets the intra-op threads in this
+   process and in the node alike.
+3. Student vs teacher throughput (frames/s, model-only, 640x480), per backend.
 4. Memory: resident size of the node process after 100 frames and after --memory-frames frames.
+--quick: 20 frames per cell, 10 Hz only, no teacher and no memory run (well under a minute).
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ from std_msgs.msg import Float32  # noqa: E402
 
 from lix_ros.core.constants import TEST_FAMILY_SEED  # noqa: E402
 from lix_ros.core.default_checkpoints import default_checkpoint  # noqa: E402
-from lix_ros.core.inference import Segmenter, set_torch_threads  # noqa: E402
+from lix_ros.core.inference import BACKENDS, Segmenter, set_torch_threads  # noqa: E402
 from lix_ros.data.synthetic import render_frame  # noqa: E402
 
 SIZES = {"640x480": (480, 640), "1280x720": (720, 1280)}
@@ -61,34 +65,18 @@ def model_only(segmenter: Segmenter, rgb: np.ndarray, repeats: int, **kwargs) ->
 
 
 def stage(text: str) -> None:
-    """Progress on stderr, so stdout stays the table."""
+    """Progress on stderr, so stdout stays the tables."""
     print(f"[bench_nodes] {text}", file=sys.stderr, flush=True)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--frames", type=int, default=100, help="frames per latency measurement")
-    parser.add_argument("--memory-frames", type=int, default=10_000)
-    parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch default)")
-    args = parser.parse_args()
-
-    frame = render_frame(TEST_FAMILY_SEED, 640, 320)
-    inputs = {name: cv2.resize(frame.rgb, (w, h)) for name, (h, w) in SIZES.items()}
-    set_torch_threads([args.threads])
-    student = Segmenter(default_checkpoint("student"))
-    teacher = Segmenter(default_checkpoint("teacher"), expect_modality="depth")
-    print(f"model input {student.input_size}, torch threads {__import__('torch').get_num_threads()}")
-    stage(f"model-only timing: {args.frames} frames at each of {', '.join(inputs)}")
-    model_ms = {name: model_only(student, rgb, args.frames) for name, rgb in inputs.items()}
-    depth = cv2.resize(frame.depth, (640, 480), interpolation=cv2.INTER_NEAREST)
-    K = frame.K.copy()
-    teacher_ms = model_only(teacher, inputs["640x480"], args.frames, depth=depth, K=K)
-
-    stage("starting the student node (lix-bringup)")
+def end_to_end(backend: str, inputs: dict, rates: tuple[int, ...], args, model_ms: dict) -> list[str]:
+    """Rows of the end-to-end table for one backend (a fresh lix-bringup with `backend` set)."""
+    stage(f"{backend}: starting the student node (lix-bringup)")
     params = Path(tempfile.mkdtemp()) / "bench_params.yaml"
-    params.write_text(f"/**/segmentation_node:\n  ros__parameters:\n    threads: {args.threads}\n")
+    params.write_text(f"/**/segmentation_node:\n  ros__parameters:\n    threads: {args.threads}\n"
+                      f"    backend: {backend}\n")
     bringup = Bringup("--namespace", "/bench", "--image", "/bench/camera", "--params", str(params))
-    probe = Probe("lix_bench_probe")
+    probe = Probe(f"lix_bench_probe_{backend}")
     received: dict[str, float] = {}
     node_ms: list[float] = []
     probe.node.create_subscription(Image, "/bench/lix/semantic",
@@ -96,37 +84,40 @@ def main() -> None:
     probe.node.create_subscription(Float32, "/bench/lix/processing_time", lambda m: node_ms.append(m.data), 50)
     probe.publisher(Image, "/bench/camera")
     probe.publisher(CameraInfo, "/bench/info")
-    probe.wait_matched("/bench/camera", timeout=60)
-    pid = bringup.process.pid
+    rows = []
+    try:
+        probe.wait_matched("/bench/camera", timeout=120)
+        for name, rgb in inputs.items():
+            for rate in rates:
+                stage(f"{backend}: end to end, {args.frames} frames of {name} at {rate} Hz")
+                sent: dict[str, float] = {}
+                node_ms.clear()
+                for i in range(args.frames):
+                    frame_id = f"{backend}_{name}_{rate}_{i}"
+                    msg = image(probe.stamp(time.time()), frame_id, rgb)
+                    sent[frame_id] = time.perf_counter()
+                    probe.publishers["/bench/camera"].publish(msg)
+                    probe.spin(1.0 / rate)
+                probe.spin(1.0)
+                latency = np.array([(received[k] - t) * 1000 for k, t in sent.items() if k in received])
+                if not len(latency):
+                    rows.append(f"| {backend} | {name} | {rate} Hz | no output received | | | | | |")
+                    continue
+                m, in_node = model_ms[(backend, name)], np.median(node_ms) if node_ms else float("nan")
+                rows.append(f"| {backend} | {name} | {rate} Hz | {np.median(m):.1f} / {np.percentile(m, 99):.1f} | "
+                            f"{in_node:.1f} | {np.median(latency):.1f} / {np.percentile(latency, 99):.1f} | "
+                            f"{np.median(latency) / np.median(m):.2f} | {np.median(latency) / in_node:.2f} | "
+                            f"{len(sent) - len(latency)} |")
+        if not args.quick and backend == args.backends[-1]:
+            rows.append(memory_run(probe, bringup.process.pid, inputs, args))
+    finally:
+        probe.close()
+        bringup.stop()
+    return rows
 
-    print("\n| input | rate | model-only median / p99 (ms) | in-node processing median (ms) | "
-          "end-to-end median / p99 (ms) | ratio e2e / model-only | ratio e2e / in-node | frames lost |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
-    for name, rgb in inputs.items():
-        for rate in (10, 30):
-            stage(f"end to end: {args.frames} frames of {name} at {rate} Hz")
-            sent: dict[str, float] = {}
-            node_ms.clear()
-            for i in range(args.frames):
-                frame_id = f"{name}_{rate}_{i}"
-                msg = image(probe.stamp(time.time()), frame_id, rgb)
-                sent[frame_id] = time.perf_counter()
-                probe.publishers["/bench/camera"].publish(msg)
-                probe.spin(1.0 / rate)
-            probe.spin(1.0)
-            latency = np.array([(received[k] - t) * 1000 for k, t in sent.items() if k in received])
-            lost = len(sent) - len(latency)
-            m, in_node = model_ms[name], np.median(node_ms)
-            print(f"| {name} | {rate} Hz | {np.median(m):.1f} / {np.percentile(m, 99):.1f} | {in_node:.1f} | "
-                  f"{np.median(latency):.1f} / {np.percentile(latency, 99):.1f} | "
-                  f"{np.median(latency) / np.median(m):.2f} | {np.median(latency) / in_node:.2f} | "
-                  f"{lost} (dropped as stale) |")
 
-    print(f"\nthroughput, model-only at 640x480: student {1000 / np.median(model_ms['640x480']):.1f} frames/s, "
-          f"teacher (RGB + depth) {1000 / np.median(teacher_ms):.1f} frames/s "
-          f"(ratio {np.median(teacher_ms) / np.median(model_ms['640x480']):.2f}x)")
-
-    small = cv2.resize(frame.rgb, (320, 160))
+def memory_run(probe, pid: int, inputs: dict, args) -> str:
+    small = cv2.resize(next(iter(inputs.values())), (320, 160))
     memory = {}
     stage(f"memory: {args.memory_frames} frames")
     for i in tqdm(range(args.memory_frames), desc="memory run", unit="frame", file=sys.stderr, mininterval=2.0):
@@ -135,10 +126,72 @@ def main() -> None:
         if i + 1 in (100, args.memory_frames):
             probe.spin(1.0)
             memory[i + 1] = rss_mb(pid)
-    print(f"node RSS after 100 frames: {memory[100]:.1f} MB; after {args.memory_frames} frames: "
-          f"{memory[args.memory_frames]:.1f} MB (growth {memory[args.memory_frames] - memory[100]:+.1f} MB)")
-    probe.close()
-    bringup.stop()
+    return (f"MEMORY node RSS after 100 frames: {memory[100]:.1f} MB; after {args.memory_frames} frames: "
+            f"{memory[args.memory_frames]:.1f} MB (growth {memory[args.memory_frames] - memory[100]:+.1f} MB)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--backends", default="torch,onnxruntime", help="comma-separated, of " + ", ".join(BACKENDS))
+    parser.add_argument("--frames", type=int, default=100, help="frames per latency measurement")
+    parser.add_argument("--memory-frames", type=int, default=10_000)
+    parser.add_argument("--threads", type=int, default=1, help="intra-op threads (0: the engine's default)")
+    parser.add_argument("--quick", action="store_true", help="20 frames, 10 Hz only, no teacher, no memory run")
+    args = parser.parse_args()
+    args.backends = [b.strip() for b in args.backends.split(",")]
+    unknown = [b for b in args.backends if b not in BACKENDS]
+    if unknown:
+        parser.error(f"unknown backend(s) {unknown}; choose from {', '.join(BACKENDS)}")
+    if args.quick:
+        args.frames = min(args.frames, 20)
+    rates = (10,) if args.quick else (10, 30)
+    started = time.perf_counter()
+
+    frame = render_frame(TEST_FAMILY_SEED, 640, 320)
+    set_torch_threads([args.threads])
+    students = {b: Segmenter(default_checkpoint("student"), backend=b, threads=args.threads) for b in args.backends}
+    model_size = students[args.backends[0]].input_size
+    inputs = {"model input": cv2.resize(frame.rgb, (model_size[1], model_size[0])),
+              **{name: cv2.resize(frame.rgb, (w, h)) for name, (h, w) in SIZES.items()}}
+    stage(f"model-only timing: {args.frames} frames at each of {', '.join(inputs)} per backend")
+    model_ms = {(b, name): model_only(students[b], rgb, args.frames) for b in args.backends
+                for name, rgb in inputs.items()}
+    print(f"student {default_checkpoint('student')}, model input {model_size[0]}x{model_size[1]}, "
+          f"intra-op threads {args.threads or 'default'}")
+    print("\n| input | " + " | ".join(f"{b} model-only median / p99 (ms)" for b in args.backends)
+          + (" | onnxruntime speed-up |" if {"torch", "onnxruntime"} <= set(args.backends) else " |"))
+    print("|---|" + "---:|" * (len(args.backends) + ({"torch", "onnxruntime"} <= set(args.backends))))
+    for name in inputs:
+        cells = [f"{np.median(model_ms[(b, name)]):.1f} / {np.percentile(model_ms[(b, name)], 99):.1f}"
+                 for b in args.backends]
+        if {"torch", "onnxruntime"} <= set(args.backends):
+            ratio = np.median(model_ms[("torch", name)]) / np.median(model_ms[("onnxruntime", name)])
+            cells.append(f"{ratio:.2f}x")
+        print(f"| {name} | " + " | ".join(cells) + " |")
+
+    if not args.quick:
+        depth = cv2.resize(frame.depth, (640, 480), interpolation=cv2.INTER_NEAREST)
+        for b in args.backends:
+            teacher = Segmenter(default_checkpoint("teacher"), expect_modality="depth", backend=b, threads=args.threads)
+            teacher_ms = model_only(teacher, inputs["640x480"], args.frames, depth=depth, K=frame.K.copy())
+            student_ms = model_ms[(b, "640x480")]
+            print(f"\n{b}: throughput, model-only at 640x480: student {1000 / np.median(student_ms):.1f} frames/s, "
+                  f"teacher (RGB + depth) {1000 / np.median(teacher_ms):.1f} frames/s "
+                  f"(ratio {np.median(teacher_ms) / np.median(student_ms):.2f}x)")
+
+    rows = []
+    for b in args.backends:
+        rows += end_to_end(b, {k: v for k, v in inputs.items() if k != "model input"}, rates, args, model_ms)
+    print("\n| backend | input | rate | model-only median / p99 (ms) | in-node processing median (ms) | "
+          "end-to-end median / p99 (ms) | e2e / model-only | e2e / in-node | frames lost (stale) |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    for row in rows:
+        if not row.startswith("MEMORY"):
+            print(row)
+    for row in rows:
+        if row.startswith("MEMORY"):
+            print("\n" + row.removeprefix("MEMORY "))
+    print(f"\n(total {time.perf_counter() - started:.0f} s)")
 
 
 if __name__ == "__main__":
