@@ -488,3 +488,59 @@ def test_burst_of_malformed_frames_is_counted_and_the_next_good_frame_served(tmp
         probe.close()
         code, stderr = bringup.stop()
     assert code == 0, stderr[-2000:]
+
+
+def test_runtime_parameters_change_validated_and_read_only_ones_refuse(tmp_path, frames):
+    """`ros2 param set` over DDS: enabled pauses and resumes serving, overlay_alpha / diagnostics_period change,
+    bad values and read-only parameters are refused with the reason."""
+    from ros_probe import set_parameter
+
+    ns = "/t_runtime"
+    bringup = bringup_with(tmp_path, "segmentation_node", {"diagnostics_period": 0.2}, "--namespace", ns,
+                           "--image", f"{ns}/cam")
+    node = f"{ns}/segmentation_node"
+    probe = Probe("lix_test_runtime_probe")
+    try:
+        probe.subscribe(Image, f"{ns}/lix/semantic")
+        probe.subscribe(DiagnosticArray, "/diagnostics")
+        publisher = probe.publisher(Image, f"{ns}/cam")
+        probe.wait_matched(f"{ns}/cam", timeout=60)
+        first = image(probe.stamp(1), "on0", frames[0].rgb)
+        assert probe.retry(lambda: publisher.publish(first), lambda: probe.received[f"{ns}/lix/semantic"])
+
+        assert set_parameter(probe, node, "enabled", False).successful
+        probe.received[f"{ns}/lix/semantic"].clear()
+        for i in range(5):
+            publisher.publish(image(probe.stamp(2 + i), f"off{i}", frames[0].rgb))
+            probe.spin(0.3)
+        probe.spin(1.0)
+        assert not probe.received[f"{ns}/lix/semantic"], "a paused node published"
+        status = next(s for m in reversed(probe.received["/diagnostics"]) for s in m.status
+                      if s.name == "lix_ros: segmentation_node")
+        values = {kv.key: kv.value for kv in status.values}
+        assert int(values["frames_paused"]) >= 1 and values["enabled"] == "False"
+
+        assert set_parameter(probe, node, "enabled", True).successful
+        again = image(probe.stamp(20), "on1", frames[0].rgb)
+        assert probe.retry(lambda: publisher.publish(again), lambda: probe.received[f"{ns}/lix/semantic"])
+
+        assert set_parameter(probe, node, "overlay_alpha", 0.25).successful
+        refused = set_parameter(probe, node, "overlay_alpha", 5.0)
+        assert not refused.successful and "overlay_alpha" in refused.reason
+        wrong_type = set_parameter(probe, node, "warn_throttle", "often")
+        assert not wrong_type.successful and wrong_type.reason
+        read_only = set_parameter(probe, node, "threads", 3)
+        assert not read_only.successful and "read-only" in read_only.reason
+
+        assert set_parameter(probe, node, "diagnostics_period", 5.0).successful
+        probe.spin(1.0)
+        probe.received["/diagnostics"].clear()
+        probe.spin(2.5)  # at 0.2 s there would be ~12 messages; at 5 s at most one
+        ours = [m for m in probe.received["/diagnostics"] if any(s.name == "lix_ros: segmentation_node"
+                                                                 for s in m.status)]
+        assert len(ours) <= 1
+    finally:
+        probe.close()
+        code, stderr = bringup.stop()
+    assert code == 0, stderr[-2000:]
+    assert "parameter overlay_alpha set to 0.25" in stderr

@@ -52,7 +52,8 @@ class CompareNode(Node):
         super().__init__("compare_node", **kwargs)
         self.hard_frames = None  # before anything can fail, so destroy_node works after a start-up error
         self.lock = threading.Lock()
-        self.p = declare(self, COMPARE)
+        self.diagnostics_timer = None
+        self.p = declare(self, COMPARE, self.on_parameter_change)
         self.pairer = ExactTimePairer(self.p["queue_size"])
         self.create_subscription(Image, "lix/semantic", lambda m: self._add(0, m), OUTPUT_QOS)
         self.create_subscription(Image, "lix/teacher/semantic", lambda m: self._add(1, m), OUTPUT_QOS)
@@ -77,7 +78,7 @@ class CompareNode(Node):
                 self.create_subscription(msg_type, role, lambda raw, r=role: self._input(r, raw), qos, raw=True)
             self.get_logger().info(f"capturing hard frames (disagreement > {self.p['hard_frame_threshold']}) "
                                    f"to {self.hard_frames.path}")
-        self.create_timer(self.p["diagnostics_period"], self.publish_diagnostics)
+        self.diagnostics_timer = self.create_timer(self.p["diagnostics_period"], self.publish_diagnostics)
 
     def _input(self, role: str, raw: bytes) -> None:
         with self.lock:
@@ -138,6 +139,15 @@ class CompareNode(Node):
                 with contextlib.suppress(Exception):
                     self.hard_frames.close()
                 self.hard_frames = None
+
+    def on_parameter_change(self, name: str, value) -> None:
+        """A runtime parameter was set (already checked by declare)."""
+        if name == "diagnostics_period" and self.diagnostics_timer is not None:
+            self.diagnostics_timer.timer_period_ns = int(value * 1e9)
+            self.diagnostics_timer.reset()
+        if name == "hard_frame_threshold" and self.hard_frames is not None:
+            self.hard_frames.threshold = value
+        self.get_logger().info(f"parameter {name} set to {value!r}")
 
     def publish_diagnostics(self) -> None:
         values = {"frames_compared": self.frames, "unmatched_dropped": self.pairer.dropped,

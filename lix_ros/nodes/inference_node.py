@@ -33,7 +33,9 @@ class InferenceNode(Node):
         self.counters = InferenceCounters()
         self._running = False
         self.worker: threading.Thread | None = None
-        self.p = declare(self, spec)
+        self.frames_paused = 0
+        self.diagnostics_timer = None
+        self.p = declare(self, spec, self.on_parameter_change)
         self.counters.warn_hold_s = self.p["warn_hold"]
         self.semantic_pub = self.create_publisher(Image, mask_topic, OUTPUT_QOS)
         self.time_pub = self.create_publisher(Float32, time_topic, OUTPUT_QOS)
@@ -69,7 +71,14 @@ class InferenceNode(Node):
         self._running = True
         self.worker = threading.Thread(target=self._work, name=f"{self.get_name()}_worker", daemon=True)
         self.worker.start()
-        self.create_timer(self.p["diagnostics_period"], self.publish_diagnostics)
+        self.diagnostics_timer = self.create_timer(self.p["diagnostics_period"], self.publish_diagnostics)
+
+    def on_parameter_change(self, name: str, value) -> None:
+        """A runtime parameter was set (already checked); warn_throttle and overlay_alpha are read per use."""
+        if name == "diagnostics_period" and self.diagnostics_timer is not None:
+            self.diagnostics_timer.timer_period_ns = int(value * 1e9)
+            self.diagnostics_timer.reset()
+        self.get_logger().info(f"parameter {name} set to {value!r}")
 
     def reject(self, error: Exception) -> None:
         self.counters.reject(error)
@@ -78,8 +87,12 @@ class InferenceNode(Node):
     def _work(self) -> None:
         while self._running:
             item = self.slot.take(timeout=0.1)
-            if item is not None:
-                self._serve(item)
+            if item is None:
+                continue
+            if not self.p["enabled"]:  # paused: drop the frame, keep the node up
+                self.frames_paused += 1
+                continue
+            self._serve(item)
 
     def _serve(self, item: Any) -> None:
         try:
@@ -98,7 +111,8 @@ class InferenceNode(Node):
 
     def publish_diagnostics(self) -> None:
         ok, message, values = self.counters.report()
-        values = {**self.diagnostics_values(), "frames_dropped_stale": self.slot.dropped, **values}
+        values = {**self.diagnostics_values(), "frames_dropped_stale": self.slot.dropped,
+                  "frames_paused": self.frames_paused, "enabled": self.p["enabled"], **values}
         self.diagnostics_pub.publish(diagnostic_array(self, self.get_name(), ok, message, values))
 
     def destroy_node(self) -> None:

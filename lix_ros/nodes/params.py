@@ -18,6 +18,7 @@ class Param:
     min: float | None = None
     max: float | None = None
     choices: tuple[str, ...] | None = None
+    runtime: bool = False  # may change while the node runs (`ros2 param set`); the others are read-only
 
     def allowed(self) -> str:
         """What the parameter accepts, for error messages."""
@@ -49,8 +50,10 @@ COMMON = [
     Param("reliability", "best_effort", "QoS reliability of the image subscriptions (sensor data is best effort)",
           choices=("best_effort", "reliable")),
     Param("queue_depth", 1, "QoS history depth of the image subscriptions", 1, 100),
-    Param("diagnostics_period", 1.0, "Seconds between /diagnostics messages", 0.1, 60.0),
-    Param("warn_throttle", 5.0, "Seconds between repeated warnings about bad input", 0.1, 600.0),
+    Param("diagnostics_period", 1.0, "Seconds between /diagnostics messages", 0.1, 60.0, runtime=True),
+    Param("warn_throttle", 5.0, "Seconds between repeated warnings about bad input", 0.1, 600.0, runtime=True),
+    Param("enabled", True, "Run inference; false pauses it (frames are dropped, counted) without tearing down",
+          runtime=True),
     Param("warn_hold", 10.0, "Seconds /diagnostics stays WARN after the last rejected frame", 0.0, 3600.0),
 ]
 
@@ -72,7 +75,7 @@ SEGMENTATION = [
     *model_params("the packaged default LIX student"),
     Param("use_compressed", False, "Subscribe to image/compressed (sensor_msgs/CompressedImage) instead of image"),
     Param("overlay_alpha", 0.5, "Colour output: weight of the palette over the camera image (1 = palette only)",
-          0.0, 1.0),
+          0.0, 1.0, runtime=True),
     *COMMON,
 ]
 
@@ -90,9 +93,10 @@ TEACHER = [
 
 COMPARE = [
     Param("queue_size", 30, "Unmatched masks kept per stream while waiting for the same stamp", 1, 1000),
-    Param("diagnostics_period", 1.0, "Seconds between /diagnostics messages", 0.1, 60.0),
+    Param("diagnostics_period", 1.0, "Seconds between /diagnostics messages", 0.1, 60.0, runtime=True),
     Param("hard_frame_bag", "", "Write frames where student and teacher disagree to this bag ('' = off)"),
-    Param("hard_frame_threshold", 0.2, "Capture when the fraction of disagreeing pixels exceeds this", 0.0, 1.0),
+    Param("hard_frame_threshold", 0.2, "Capture when the fraction of disagreeing pixels exceeds this", 0.0, 1.0,
+          runtime=True),
     Param("hard_frame_max_mb", 500.0, "Stop capturing when the hard-frame bag reaches this size (MB)", 1.0, 100000.0),
     Param("geometry_source", "depth", "Which geometry topic to capture with hard frames", choices=("depth", "lidar")),
 ]
@@ -100,18 +104,20 @@ COMPARE = [
 NODES = {"segmentation_node": SEGMENTATION, "teacher_node": TEACHER, "compare_node": COMPARE}
 
 
-def declare(node, params: list[Param]) -> dict[str, Any]:
+def declare(node, params: list[Param], on_change=None) -> dict[str, Any]:
     """Declare `params` on an rclpy node with descriptors and ranges; return their checked values.
 
     A value of the wrong type or out of range (from `-p` or a params file) raises ValueError naming the
     parameter and what it accepts; a parameter in the overrides that the node does not have gets a warning
-    naming the closest known one (a misspelled key would otherwise be ignored silently)."""
+    naming the closest known one (a misspelled key would otherwise be ignored silently). `runtime`
+    parameters accept `ros2 param set` (checked the same way; refused with the reason otherwise), update the
+    returned dict in place and call `on_change(name, value)`; the others are read-only."""
     from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
     from rclpy.exceptions import ParameterException
 
     values = {}
     for p in params:
-        descriptor = ParameterDescriptor(description=p.description, read_only=True)
+        descriptor = ParameterDescriptor(description=p.description, read_only=not p.runtime)
         if p.choices:
             descriptor.additional_constraints = "one of: " + ", ".join(p.choices)
         if p.min is not None and isinstance(p.default, float):
@@ -127,7 +133,32 @@ def declare(node, params: list[Param]) -> dict[str, Any]:
             raise ValueError(f"parameter {p.name!r} must be {p.allowed()}, got {shown!r}") from None
         values[p.name] = p.check(list(value) if isinstance(p.default, list) else value)
     warn_unknown_overrides(node, [p.name for p in params])
+    node.add_on_set_parameters_callback(lambda changes: _set_at_runtime(params, values, changes, on_change))
     return values
+
+
+def _set_at_runtime(params: list[Param], values: dict[str, Any], changes, on_change):
+    """All of `changes` are checked before any is applied: a refused set leaves the node as it was."""
+    from rcl_interfaces.msg import SetParametersResult
+
+    specs = {p.name: p for p in params}
+    checked = {}
+    for change in changes:
+        spec = specs.get(change.name)
+        if spec is None:
+            continue  # rclpy's own parameters (use_sim_time)
+        if not spec.runtime:
+            return SetParametersResult(successful=False, reason=f"parameter {change.name!r} is read-only while the "
+                                                                 "node runs; set it in the params file or with -p")
+        try:
+            checked[change.name] = spec.check(change.value)
+        except ValueError as error:
+            return SetParametersResult(successful=False, reason=str(error))
+    for name, value in checked.items():
+        values[name] = value
+        if on_change is not None:
+            on_change(name, value)
+    return SetParametersResult(successful=True)
 
 
 def warn_unknown_overrides(node, known: list[str]) -> list[str]:

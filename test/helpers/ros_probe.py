@@ -119,3 +119,25 @@ class Bringup:
 
 
 REPO = Path(__file__).resolve().parents[2]
+
+
+def call_service(probe: Probe, srv_type, name: str, request, timeout: float = 30.0):
+    """Call a service of a node in another process from the probe; the response, or AssertionError."""
+    client = probe.node.create_client(srv_type, name)
+    assert client.wait_for_service(timeout_sec=timeout), f"no service {name}"
+    future = client.call_async(request)
+    end = time.monotonic() + timeout
+    while not future.done() and time.monotonic() < end:
+        probe.spin(0.05)
+    assert future.done(), f"{name} did not answer"
+    probe.node.destroy_client(client)
+    return future.result()
+
+
+def set_parameter(probe: Probe, node: str, name: str, value):
+    """`ros2 param set` over the node's ~/set_parameters service: the SetParametersResult."""
+    from rcl_interfaces.srv import SetParameters
+    from rclpy.parameter import Parameter
+
+    request = SetParameters.Request(parameters=[Parameter(name, value=value).to_parameter_msg()])
+    return call_service(probe, SetParameters, f"{node}/set_parameters", request).results[0]
