@@ -516,7 +516,7 @@ def test_runtime_parameters_change_validated_and_read_only_ones_refuse(tmp_path,
         probe.spin(1.0)
         assert not probe.received[f"{ns}/lix/semantic"], "a paused node published"
         status = next(s for m in reversed(probe.received["/diagnostics"]) for s in m.status
-                      if s.name == "lix_ros: segmentation_node")
+                      if s.hardware_id == node)
         values = {kv.key: kv.value for kv in status.values}
         assert int(values["frames_paused"]) >= 1 and values["enabled"] == "False"
 
@@ -536,8 +536,7 @@ def test_runtime_parameters_change_validated_and_read_only_ones_refuse(tmp_path,
         probe.spin(1.0)
         probe.received["/diagnostics"].clear()
         probe.spin(2.5)  # at 0.2 s there would be ~12 messages; at 5 s at most one
-        ours = [m for m in probe.received["/diagnostics"] if any(s.name == "lix_ros: segmentation_node"
-                                                                 for s in m.status)]
+        ours = [m for m in probe.received["/diagnostics"] if any(s.hardware_id == node for s in m.status)]
         assert len(ours) <= 1
     finally:
         probe.close()

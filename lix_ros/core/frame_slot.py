@@ -39,6 +39,12 @@ class LatestFrameSlot:
             item, self._item, self._has_item = self._item, None, False
             return item
 
+    def reopen(self) -> None:
+        """Serve again after close(); a frame left from before is stale and dropped."""
+        with self._condition:
+            self._closed = False
+            self._item, self._has_item = None, False
+
     def close(self) -> None:
         with self._condition:
             self._closed = True

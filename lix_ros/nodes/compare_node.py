@@ -16,7 +16,6 @@ import threading
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
-from rclpy.node import Node
 from rclpy.serialization import serialize_message
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from std_msgs.msg import Float32MultiArray, MultiArrayDimension
@@ -27,6 +26,7 @@ from lix_ros.core.metrics import confusion_matrix, empty_confusion, scores_from_
 from lix_ros.core.pairing import ExactTimePairer
 from lix_ros.data.classes import IGNORE_ID, NUM_CLASSES
 from lix_ros.nodes.common import OUTPUT_QOS, diagnostic_array, input_qos
+from lix_ros.nodes.managed import ManagedNode
 from lix_ros.nodes.params import COMPARE, declare
 
 AGREEMENT_FIELDS = ("pixel_agreement", "miou", "running_pixel_agreement", "running_miou")
@@ -47,17 +47,13 @@ def agreement(student: np.ndarray, teacher: np.ndarray, num_classes: int = NUM_C
     return pixel, confusion_matrix(target, student, num_classes)
 
 
-class CompareNode(Node):
+class CompareNode(ManagedNode):
     def __init__(self, **kwargs):
         super().__init__("compare_node", **kwargs)
         self.hard_frames = None  # before anything can fail, so destroy_node works after a start-up error
         self.lock = threading.Lock()
-        self.diagnostics_timer = None
         self.p = declare(self, COMPARE, self.on_parameter_change)
         self.pairer = ExactTimePairer(self.p["queue_size"])
-        self.create_subscription(Image, "lix/semantic", lambda m: self._add(0, m), OUTPUT_QOS)
-        self.create_subscription(Image, "lix/teacher/semantic", lambda m: self._add(1, m), OUTPUT_QOS)
-        self.agreement_pub = self.create_publisher(Float32MultiArray, "lix/ab/agreement", OUTPUT_QOS)
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, DIAGNOSTICS, 10)
         self.total_confusion = empty_confusion(NUM_CLASSES)
         self.agree_pixels = 0
@@ -66,19 +62,35 @@ class CompareNode(Node):
         self.rejected = 0
         self.last = {}
         self.last_error = ""
-        self.hard_frames = None
         self.capture_error = ""
         self.capture_errors = 0
+
+    def configure(self) -> list:
         if self.p["hard_frame_bag"]:
             self.hard_frames = HardFrameRecorder(self.p["hard_frame_bag"], self.p["hard_frame_threshold"],
                                                  int(self.p["hard_frame_max_mb"] * 1e6))
+            self.get_logger().info(f"capturing hard frames (disagreement > {self.p['hard_frame_threshold']}) "
+                                   f"to {self.hard_frames.path}")
+        self.agreement_pub = self.create_lifecycle_publisher(Float32MultiArray, "lix/ab/agreement", OUTPUT_QOS)
+        return [self.agreement_pub]
+
+    def subscribe(self) -> list:
+        subscriptions = [
+            self.create_subscription(Image, "lix/semantic", lambda m: self._add(0, m), OUTPUT_QOS),
+            self.create_subscription(Image, "lix/teacher/semantic", lambda m: self._add(1, m), OUTPUT_QOS)]
+        if self.hard_frames is not None:
             qos = input_qos("best_effort", 5)
             geometry = ("depth", Image) if self.p["geometry_source"] == "depth" else ("points", PointCloud2)
             for role, msg_type in (("image", Image), geometry, ("camera_info", CameraInfo)):
-                self.create_subscription(msg_type, role, lambda raw, r=role: self._input(r, raw), qos, raw=True)
-            self.get_logger().info(f"capturing hard frames (disagreement > {self.p['hard_frame_threshold']}) "
-                                   f"to {self.hard_frames.path}")
-        self.diagnostics_timer = self.create_timer(self.p["diagnostics_period"], self.publish_diagnostics)
+                subscriptions.append(self.create_subscription(msg_type, role, lambda raw, r=role: self._input(r, raw),
+                                                              qos, raw=True))
+        return subscriptions
+
+    def release(self) -> None:
+        if self.hard_frames is not None:
+            with self.lock:
+                self.hard_frames.close()
+                self.hard_frames = None
 
     def _input(self, role: str, raw: bytes) -> None:
         with self.lock:
@@ -142,9 +154,8 @@ class CompareNode(Node):
 
     def on_parameter_change(self, name: str, value) -> None:
         """A runtime parameter was set (already checked by declare)."""
-        if name == "diagnostics_period" and self.diagnostics_timer is not None:
-            self.diagnostics_timer.timer_period_ns = int(value * 1e9)
-            self.diagnostics_timer.reset()
+        if name == "diagnostics_period":
+            self.set_diagnostics_period(value)
         if name == "hard_frame_threshold" and self.hard_frames is not None:
             self.hard_frames.threshold = value
         self.get_logger().info(f"parameter {name} set to {value!r}")
@@ -165,9 +176,7 @@ class CompareNode(Node):
 
 
     def destroy_node(self) -> None:
-        if self.hard_frames is not None:
-            with self.lock:
-                self.hard_frames.close()
+        self.release()
         super().destroy_node()
 
 

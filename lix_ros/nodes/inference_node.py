@@ -1,6 +1,7 @@
 """The part the student and teacher nodes share: a worker thread that takes the newest input from a slot
 that drops stale ones (the node callbacks only store), runs the model, publishes the mask with the input's
-header and its processing time, counts rejects and reports them on /diagnostics, and stops cleanly."""
+header and its processing time, counts rejects and reports them on /diagnostics, and stops cleanly.
+Both are lifecycle nodes (lix_ros.nodes.managed): the model loads on configure, serving runs while active."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ import threading
 from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticArray
-from rclpy.node import Node
 from sensor_msgs.msg import Image
 from std_msgs.msg import Float32
 
@@ -19,13 +19,14 @@ from lix_ros.core.inference import Prediction
 from lix_ros.core.node_counters import InferenceCounters
 from lix_ros.core.pointcloud import PointCloudError
 from lix_ros.nodes.common import OUTPUT_QOS, diagnostic_array, mono8_msg, stamp_seconds
+from lix_ros.nodes.managed import ManagedNode
 from lix_ros.nodes.params import declare
 
 # Bad input of one frame: counted and warned about, and the next frame is served.
 INPUT_ERRORS = (ImageError, PointCloudError)
 
 
-class InferenceNode(Node):
+class InferenceNode(ManagedNode):
     def __init__(self, name: str, spec, mask_topic: str, time_topic: str, **kwargs):
         super().__init__(name, **kwargs)
         # Set before anything can fail, so destroy_node works after a start-up error.
@@ -34,14 +35,24 @@ class InferenceNode(Node):
         self._running = False
         self.worker: threading.Thread | None = None
         self.frames_paused = 0
-        self.diagnostics_timer = None
+        self.segmenter = None
+        self.mask_topic, self.time_topic = mask_topic, time_topic
         self.p = declare(self, spec, self.on_parameter_change)
         self.counters.warn_hold_s = self.p["warn_hold"]
-        self.semantic_pub = self.create_publisher(Image, mask_topic, OUTPUT_QOS)
-        self.time_pub = self.create_publisher(Float32, time_topic, OUTPUT_QOS)
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, DIAGNOSTICS, 10)
 
     # ------------------------------------------------------------------ what a node defines
+    def load(self) -> None:
+        """Load the model (self.segmenter) and what goes with it; raise on a bad checkpoint or parameter."""
+        raise NotImplementedError
+
+    def make_publishers(self) -> list:
+        """Publishers beside the mask and the processing time."""
+        return []
+
+    def on_activated(self) -> None:
+        """Called once serving (e.g. publish a latched message, log what is served)."""
+
     def infer(self, item: Any) -> tuple[Any, Prediction, Any]:
         """(header to copy, prediction, context for publish_extras) for one slot item; raise an
         INPUT_ERRORS exception for bad input."""
@@ -66,18 +77,38 @@ class InferenceNode(Node):
         if segmenter.skipped_providers:
             self.get_logger().info(f"execution providers not installed, skipped: {segmenter.skipped_providers}")
 
-    def start_worker(self) -> None:
-        """Start serving (call at the end of the node's __init__, once its publishers exist)."""
+    def configure(self) -> list:
+        self.load()
+        self.log_backend()
+        self.semantic_pub = self.create_lifecycle_publisher(Image, self.mask_topic, OUTPUT_QOS)
+        self.time_pub = self.create_lifecycle_publisher(Float32, self.time_topic, OUTPUT_QOS)
+        return [self.semantic_pub, self.time_pub, *self.make_publishers()]
+
+    def release(self) -> None:
+        self.segmenter = None
+
+    def start_serving(self) -> None:
+        self.slot.reopen()
         self._running = True
         self.worker = threading.Thread(target=self._work, name=f"{self.get_name()}_worker", daemon=True)
         self.worker.start()
-        self.diagnostics_timer = self.create_timer(self.p["diagnostics_period"], self.publish_diagnostics)
+
+    def on_activate(self, state):
+        result = super().on_activate(state)
+        self.on_activated()
+        return result
+
+    def stop_serving(self) -> None:
+        self._running = False
+        self.slot.close()
+        if self.worker is not None:
+            self.worker.join(timeout=2)
+            self.worker = None
 
     def on_parameter_change(self, name: str, value) -> None:
         """A runtime parameter was set (already checked); warn_throttle and overlay_alpha are read per use."""
-        if name == "diagnostics_period" and self.diagnostics_timer is not None:
-            self.diagnostics_timer.timer_period_ns = int(value * 1e9)
-            self.diagnostics_timer.reset()
+        if name == "diagnostics_period":
+            self.set_diagnostics_period(value)
         self.get_logger().info(f"parameter {name} set to {value!r}")
 
     def reject(self, error: Exception) -> None:
@@ -116,8 +147,5 @@ class InferenceNode(Node):
         self.diagnostics_pub.publish(diagnostic_array(self, self.get_name(), ok, message, values))
 
     def destroy_node(self) -> None:
-        self._running = False
-        self.slot.close()
-        if self.worker is not None:
-            self.worker.join(timeout=2)
+        self.stop_serving()
         super().destroy_node()

@@ -44,7 +44,11 @@ class Param:
         return value
 
 
+AUTOSTART = Param("autostart", True, "Configure and activate at start; false: stay unconfigured until a lifecycle "
+                  "manager (or ros2 lifecycle set) drives the node")
+
 COMMON = [
+    AUTOSTART,
     Param("device", "cpu", "Torch device for inference", choices=("cpu", "cuda")),
     Param("threads", 0, "Torch intra-op threads per process, the largest of its nodes' (0 = torch default)", 0, 64),
     Param("reliability", "best_effort", "QoS reliability of the image subscriptions (sensor data is best effort)",
@@ -92,6 +96,7 @@ TEACHER = [
 ]
 
 COMPARE = [
+    AUTOSTART,
     Param("queue_size", 30, "Unmatched masks kept per stream while waiting for the same stamp", 1, 1000),
     Param("diagnostics_period", 1.0, "Seconds between /diagnostics messages", 0.1, 60.0, runtime=True),
     Param("hard_frame_bag", "", "Write frames where student and teacher disagree to this bag ('' = off)"),

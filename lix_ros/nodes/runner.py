@@ -28,6 +28,11 @@ def run_nodes(factories: list, args: list[str] | None = None) -> int:
         from lix_ros.core.inference import set_torch_threads
 
         set_torch_threads([n.p["threads"] for n in nodes if "threads" in getattr(n, "p", {})])
+        for node in nodes:  # autostart: configure -> activate now, as an unmanaged node would start
+            if node.p["autostart"]:
+                error = node.autostart()
+                if error is not None:
+                    raise CheckpointError(error)
         executor = MultiThreadedExecutor(num_threads=max(2, len(nodes) * 2))
         for node in nodes:
             executor.add_node(node)

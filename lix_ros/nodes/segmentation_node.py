@@ -26,24 +26,30 @@ from lix_ros.nodes.params import SEGMENTATION
 class SegmentationNode(InferenceNode):
     def __init__(self, **kwargs):
         super().__init__("segmentation_node", SEGMENTATION, "lix/semantic", "lix/processing_time", **kwargs)
-        checkpoint = self.p["checkpoint"] or default_checkpoint("student")
-        self.segmenter = Segmenter(checkpoint, self.p["device"], (self.p["input_height"], self.p["input_width"]),
-                                   self.p["resize_policy"], backend=self.p["backend"],
-                                   providers=self.p["providers"], threads=self.p["threads"])
-        self.log_backend()
+
+    def load(self) -> None:
+        self.checkpoint_path = self.p["checkpoint"] or default_checkpoint("student")
+        self.segmenter = Segmenter(self.checkpoint_path, self.p["device"],
+                                   (self.p["input_height"], self.p["input_width"]), self.p["resize_policy"],
+                                   backend=self.p["backend"], providers=self.p["providers"], threads=self.p["threads"])
         self.palette = palette()
+
+    def make_publishers(self) -> list:
+        self.color_pub = self.create_lifecycle_publisher(Image, "lix/semantic_color", OUTPUT_QOS)
+        self.confidence_pub = self.create_lifecycle_publisher(Image, "lix/confidence", OUTPUT_QOS)
+        self.class_table_pub = self.create_lifecycle_publisher(String, "lix/class_table", LATCHED_QOS)
+        return [self.color_pub, self.confidence_pub, self.class_table_pub]
+
+    def subscribe(self) -> list:
         qos = input_qos(self.p["reliability"], self.p["queue_depth"])
-        if self.p["use_compressed"]:
-            self.create_subscription(CompressedImage, "image/compressed", self.slot.put, qos)
-        else:
-            self.create_subscription(Image, "image", self.slot.put, qos)  # only store: the worker does the work
-        self.color_pub = self.create_publisher(Image, "lix/semantic_color", OUTPUT_QOS)
-        self.confidence_pub = self.create_publisher(Image, "lix/confidence", OUTPUT_QOS)
-        self.create_publisher(String, "lix/class_table", LATCHED_QOS).publish(
-            class_table_msg(self.segmenter.class_names))
-        self.start_worker()
+        if self.p["use_compressed"]:  # callbacks only store: the worker does the work
+            return [self.create_subscription(CompressedImage, "image/compressed", self.slot.put, qos)]
+        return [self.create_subscription(Image, "image", self.slot.put, qos)]
+
+    def on_activated(self) -> None:
+        self.class_table_pub.publish(class_table_msg(self.segmenter.class_names))
         self.get_logger().info(f"segmenting {'image/compressed' if self.p['use_compressed'] else 'image'} with "
-                               f"{checkpoint} on {self.p['device']} at {self.segmenter.input_size} "
+                               f"{self.checkpoint_path} on {self.p['device']} at {self.segmenter.input_size} "
                                f"({self.p['resize_policy']})")
 
     def infer(self, msg):

@@ -29,32 +29,35 @@ class TeacherNode(InferenceNode):
     def __init__(self, **kwargs):
         super().__init__("teacher_node", TEACHER, "lix/teacher/semantic", "lix/teacher/processing_time", **kwargs)
         self.invalid_depth_pixels = 0
-        checkpoint = self.p["checkpoint"] or default_checkpoint("teacher")
         self.source = self.p["geometry_source"]
+        self.pairer = ApproximateTimePairer(3, self.p["pair_queue_size"], self.p["pair_slop"], self._paired)
+        self._pair_lock = threading.Lock()
+
+    def load(self) -> None:
+        checkpoint = self.p["checkpoint"] or default_checkpoint("teacher")
         modality = _checkpoint_modality(checkpoint)
         if (modality == "lidar") != (self.source == "lidar"):
             needed = "lidar" if modality == "lidar" else "depth"
             raise CheckpointError(f"{checkpoint}: field 'modalities' ends in {modality!r}, which needs "
                                   f"geometry_source {needed!r}, not {self.source!r}")
-        self.segmenter = Segmenter(checkpoint, self.p["device"], (self.p["input_height"], self.p["input_width"]),
-                                   self.p["resize_policy"], expect_modality=modality, backend=self.p["backend"],
-                                   providers=self.p["providers"], threads=self.p["threads"])
-        self.log_backend()
         T = np.array(self.p["lidar_to_camera"], np.float64)
         if T.size != 16 or not np.allclose(T.reshape(4, 4)[3], [0, 0, 0, 1]):
             raise ValueError(f"parameter 'lidar_to_camera' must be 16 numbers of a 4x4 rigid transform, got {T}")
         self.T_cam_from_lidar = T.reshape(4, 4)
+        self.segmenter = Segmenter(checkpoint, self.p["device"], (self.p["input_height"], self.p["input_width"]),
+                                   self.p["resize_policy"], expect_modality=modality, backend=self.p["backend"],
+                                   providers=self.p["providers"], threads=self.p["threads"])
+        self.checkpoint_path = checkpoint
+
+    def subscribe(self) -> list:
         qos = input_qos(self.p["reliability"], self.p["queue_depth"])
-        self.pairer = ApproximateTimePairer(3, self.p["pair_queue_size"], self.p["pair_slop"], self._paired)
-        self._pair_lock = threading.Lock()
-        self.create_subscription(Image, "image", lambda m: self._add(0, m), qos)
-        if self.source == "depth":
-            self.create_subscription(Image, "depth", lambda m: self._add(1, m), qos)
-        else:
-            self.create_subscription(PointCloud2, "points", lambda m: self._add(1, m), qos)
-        self.create_subscription(CameraInfo, "camera_info", lambda m: self._add(2, m), qos)
-        self.start_worker()
-        self.get_logger().info(f"teacher {checkpoint} ({'+'.join(self.segmenter.checkpoint['modalities'])}) "
+        geometry = (Image, "depth") if self.source == "depth" else (PointCloud2, "points")
+        return [self.create_subscription(Image, "image", lambda m: self._add(0, m), qos),
+                self.create_subscription(*geometry, lambda m: self._add(1, m), qos),
+                self.create_subscription(CameraInfo, "camera_info", lambda m: self._add(2, m), qos)]
+
+    def on_activated(self) -> None:
+        self.get_logger().info(f"teacher {self.checkpoint_path} ({'+'.join(self.segmenter.checkpoint['modalities'])}) "
                                f"pairing image + {self.source} + camera_info")
 
     def _add(self, stream: int, msg) -> None:
