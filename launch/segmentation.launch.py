@@ -2,6 +2,8 @@
 
 Starts segmentation_node (and optionally teacher_node and compare_node) with config/segmentation.yaml.
 The arguments are the same as `lix-bringup`'s options (lix_ros/cli/bringup.py: LAUNCH_ARGUMENTS).
+The nodes are lifecycle nodes (launch_ros LifecycleNode): with their `autostart` parameter (default true) they
+configure and activate themselves; with autostart false a lifecycle manager drives them.
 """
 
 import os
@@ -9,7 +11,7 @@ import os
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetEnvironmentVariable
 from launch.substitutions import LaunchConfiguration
-from launch_ros.actions import Node
+from launch_ros.actions import LifecycleNode
 
 from lix_ros.cli.bringup import LAUNCH_ARGUMENTS, launch_settings
 from lix_ros.core.dds import profile_path
@@ -25,17 +27,17 @@ def _nodes(context):
     remappings = [("image", value["image"]), ("image/compressed", value["image"] + "/compressed"),
                   ("depth", value["depth"]), ("points", value["points"]), ("camera_info", value["camera_info"])]
     student_overrides = dict(overrides, **({"checkpoint": value["checkpoint"]} if value["checkpoint"] else {}))
-    nodes = [Node(package="lix_ros", executable="segmentation_node", name="segmentation_node",
-                  namespace=value["namespace"], parameters=[params_file, student_overrides],
-                  remappings=remappings, output="screen")]
+    nodes = [LifecycleNode(package="lix_ros", executable="segmentation_node", name="segmentation_node",
+                           namespace=value["namespace"], parameters=[params_file, student_overrides],
+                           remappings=remappings, output="screen")]
     if settings["use_teacher"]:
-        nodes.append(Node(package="lix_ros", executable="teacher_node", name="teacher_node",
-                          namespace=value["namespace"], parameters=[params_file, overrides],
-                          remappings=remappings, output="screen"))
+        nodes.append(LifecycleNode(package="lix_ros", executable="teacher_node", name="teacher_node",
+                                   namespace=value["namespace"], parameters=[params_file, overrides],
+                                   remappings=remappings, output="screen"))
     if settings["use_ab"]:
-        nodes.append(Node(package="lix_ros", executable="compare_node", name="compare_node",
-                          namespace=value["namespace"], parameters=[params_file, overrides],
-                          remappings=remappings, output="screen"))
+        nodes.append(LifecycleNode(package="lix_ros", executable="compare_node", name="compare_node",
+                                   namespace=value["namespace"], parameters=[params_file, overrides],
+                                   remappings=remappings, output="screen"))
     return nodes
 
 

@@ -543,3 +543,80 @@ def test_runtime_parameters_change_validated_and_read_only_ones_refuse(tmp_path,
         code, stderr = bringup.stop()
     assert code == 0, stderr[-2000:]
     assert "parameter overlay_alpha set to 0.25" in stderr
+
+
+def test_lifecycle_transitions_over_dds(tmp_path, frames):
+    """autostart false: the node waits unconfigured; configure / activate / deactivate / activate / cleanup over
+    the standard ~/change_state service; nothing is subscribed or published unless active."""
+    from lifecycle_msgs.msg import Transition
+    from lifecycle_msgs.srv import ChangeState, GetState
+    from ros_probe import call_service
+
+    ns = "/t_lifecycle"
+    bringup = bringup_with(tmp_path, "segmentation_node", {"autostart": False}, "--namespace", ns,
+                           "--image", f"{ns}/cam")
+    node = f"{ns}/segmentation_node"
+    probe = Probe("lix_test_lifecycle_probe")
+
+    def state() -> str:
+        return call_service(probe, GetState, f"{node}/get_state", GetState.Request()).current_state.label
+
+    def change(transition: int) -> bool:
+        request = ChangeState.Request()
+        request.transition.id = transition
+        return call_service(probe, ChangeState, f"{node}/change_state", request).success
+
+    def served(frame_id: str, seconds: float) -> bool:
+        msg = image(probe.stamp(time.time()), frame_id, frames[0].rgb)
+        return probe.retry(lambda: publisher.publish(msg),
+                           lambda: any(m.header.frame_id == frame_id for m in probe.received[f"{ns}/lix/semantic"]),
+                           timeout=seconds)
+
+    try:
+        probe.subscribe(Image, f"{ns}/lix/semantic")
+        publisher = probe.publisher(Image, f"{ns}/cam")
+        assert state() == "unconfigured"
+        assert publisher.get_subscription_count() == 0
+        assert change(Transition.TRANSITION_CONFIGURE) and state() == "inactive"
+        probe.spin(1.0)
+        assert publisher.get_subscription_count() == 0  # inactive: not subscribed
+        assert change(Transition.TRANSITION_ACTIVATE) and state() == "active"
+        probe.wait_matched(f"{ns}/cam", timeout=30)
+        assert served("active1", 60)
+        assert change(Transition.TRANSITION_DEACTIVATE) and state() == "inactive"
+        assert probe.wait_for(lambda: publisher.get_subscription_count() == 0, 10)
+        probe.received[f"{ns}/lix/semantic"].clear()
+        assert not served("inactive", 3)  # nothing published while inactive
+        assert change(Transition.TRANSITION_ACTIVATE) and state() == "active"
+        probe.wait_matched(f"{ns}/cam", timeout=30)
+        assert served("active2", 60)  # reactivation serves again
+        assert change(Transition.TRANSITION_DEACTIVATE) and change(Transition.TRANSITION_CLEANUP)
+        assert state() == "unconfigured"
+    finally:
+        probe.close()
+        code, stderr = bringup.stop()
+    assert code == 0, stderr[-2000:]
+
+
+def test_configure_failure_leaves_the_node_unconfigured_with_the_reason(tmp_path):
+    from lifecycle_msgs.msg import Transition
+    from lifecycle_msgs.srv import ChangeState, GetState
+    from ros_probe import call_service
+
+    ns = "/t_lifecycle_bad"
+    bringup = bringup_with(tmp_path, "segmentation_node", {"autostart": False,
+                                                            "checkpoint": str(tmp_path / "missing.pt")},
+                           "--namespace", ns)
+    node = f"{ns}/segmentation_node"
+    probe = Probe("lix_test_lifecycle_bad_probe")
+    try:
+        request = ChangeState.Request()
+        request.transition.id = Transition.TRANSITION_CONFIGURE
+        assert not call_service(probe, ChangeState, f"{node}/change_state", request).success
+        assert call_service(probe, GetState, f"{node}/get_state", GetState.Request()).current_state.label \
+            == "unconfigured"
+    finally:
+        probe.close()
+        code, stderr = bringup.stop()
+    assert code == 0  # the node stays up for a manager to retry
+    assert "configure failed" in stderr and "missing.pt" in stderr
