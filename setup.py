@@ -40,6 +40,7 @@ setup(
             "lix-bringup = lix_ros.cli.bringup:main",
             "lix-bag = lix_ros.bag.cli:main",
             "lix-demo = lix_ros.cli.demo:main",
+            "lix-ament-links = lix_ros.cli.ament_links:main",
             "segmentation_node = lix_ros.nodes.segmentation_node:main",
             "teacher_node = lix_ros.nodes.teacher_node:main",
             "compare_node = lix_ros.nodes.compare_node:main",

@@ -116,6 +116,43 @@ def end_to_end(backend: str, inputs: dict, rates: tuple[int, ...], args, model_m
     return rows
 
 
+def two_cameras(backend: str, rgb: np.ndarray, args) -> str:
+    """Two students in one lix-bringup (--cameras), each camera at 10 Hz: latency and loss per camera."""
+    stage(f"{backend}: two cameras at 10 Hz each, {args.frames} frames per camera")
+    params = Path(tempfile.mkdtemp()) / "bench_params.yaml"
+    params.write_text(f"/**/segmentation_node:\n  ros__parameters:\n    threads: {args.threads}\n"
+                      f"    backend: {backend}\n")
+    cameras = ("bench_cam0", "bench_cam1")
+    bringup = Bringup("--cameras", ",".join(cameras), "--params", str(params))
+    probe = Probe(f"lix_bench_cameras_{backend}")
+    received: dict[str, float] = {}
+    for camera in cameras:
+        probe.node.create_subscription(Image, f"/{camera}/lix/semantic",
+                                       lambda m: received.setdefault(m.header.frame_id, time.perf_counter()), 50)
+        probe.publisher(Image, f"/{camera}/image_raw")
+    try:
+        for camera in cameras:
+            probe.wait_matched(f"/{camera}/image_raw", timeout=120)
+        sent: dict[str, dict[str, float]] = {c: {} for c in cameras}
+        for i in range(args.frames):
+            for camera in cameras:
+                frame_id = f"{camera}_{i}"
+                msg = image(probe.stamp(time.time()), frame_id, rgb)
+                sent[camera][frame_id] = time.perf_counter()
+                probe.publishers[f"/{camera}/image_raw"].publish(msg)
+            probe.spin(0.1)
+        probe.spin(1.5)
+    finally:
+        probe.close()
+        bringup.stop()
+    cells = []
+    for camera in cameras:
+        latency = np.array([(received[k] - t) * 1000 for k, t in sent[camera].items() if k in received])
+        figures = f"{np.median(latency):.1f} / {np.percentile(latency, 99):.1f} ms" if len(latency) else "no output"
+        cells.append(f"{camera}: {figures}, {len(sent[camera]) - len(latency)} of {len(sent[camera])} lost")
+    return f"CAMERAS two cameras at 10 Hz each, 640x480, {backend}, end to end median / p99: " + "; ".join(cells)
+
+
 def memory_run(probe, pid: int, inputs: dict, args) -> str:
     small = cv2.resize(next(iter(inputs.values())), (320, 160))
     memory = {}
@@ -182,15 +219,17 @@ def main() -> None:
     rows = []
     for b in args.backends:
         rows += end_to_end(b, {k: v for k, v in inputs.items() if k != "model input"}, rates, args, model_ms)
+    rows.append(two_cameras(args.backends[-1], inputs["640x480"], args))
     print("\n| backend | input | rate | model-only median / p99 (ms) | in-node processing median (ms) | "
           "end-to-end median / p99 (ms) | e2e / model-only | e2e / in-node | frames lost (stale) |")
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
     for row in rows:
-        if not row.startswith("MEMORY"):
+        if row.startswith("|"):
             print(row)
     for row in rows:
-        if row.startswith("MEMORY"):
-            print("\n" + row.removeprefix("MEMORY "))
+        for tag in ("CAMERAS ", "MEMORY "):
+            if row.startswith(tag):
+                print("\n" + row.removeprefix(tag))
     print(f"\n(total {time.perf_counter() - started:.0f} s)")
 
 

@@ -13,7 +13,7 @@ from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetEnvironment
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import LifecycleNode
 
-from lix_ros.cli.bringup import LAUNCH_ARGUMENTS, launch_settings
+from lix_ros.cli.bringup import LAUNCH_ARGUMENTS, camera_namespace, launch_settings
 from lix_ros.core.dds import profile_path
 
 
@@ -27,9 +27,17 @@ def _nodes(context):
     remappings = [("image", value["image"]), ("image/compressed", value["image"] + "/compressed"),
                   ("depth", value["depth"]), ("points", value["points"]), ("camera_info", value["camera_info"])]
     student_overrides = dict(overrides, **({"checkpoint": value["checkpoint"]} if value["checkpoint"] else {}))
-    nodes = [LifecycleNode(package="lix_ros", executable="segmentation_node", name="segmentation_node",
-                           namespace=value["namespace"], parameters=[params_file, student_overrides],
-                           remappings=remappings, output="screen")]
+    if settings["cameras"]:  # one student per camera: <namespace>/<camera>, reading /<camera>/image_raw
+        nodes = [LifecycleNode(package="lix_ros", executable="segmentation_node", name="segmentation_node",
+                               namespace=camera_namespace(value["namespace"], camera),
+                               parameters=[params_file, student_overrides],
+                               remappings=[("image", f"/{camera}/image_raw"),
+                                           ("image/compressed", f"/{camera}/image_raw/compressed")], output="screen")
+                 for camera in settings["cameras"]]
+    else:
+        nodes = [LifecycleNode(package="lix_ros", executable="segmentation_node", name="segmentation_node",
+                               namespace=value["namespace"], parameters=[params_file, student_overrides],
+                               remappings=remappings, output="screen")]
     if settings["use_teacher"]:
         nodes.append(LifecycleNode(package="lix_ros", executable="teacher_node", name="teacher_node",
                                    namespace=value["namespace"], parameters=[params_file, overrides],

@@ -620,3 +620,28 @@ def test_configure_failure_leaves_the_node_unconfigured_with_the_reason(tmp_path
         code, stderr = bringup.stop()
     assert code == 0  # the node stays up for a manager to retry
     assert "configure failed" in stderr and "missing.pt" in stderr
+
+
+def test_one_student_per_camera(frames):
+    """--cameras front,rear (launch: cameras:=front,rear): a student per camera in its namespace."""
+    bringup = Bringup("--cameras", "t_front,t_rear", "--namespace", "t_cams")
+    probe = Probe("lix_test_cameras_probe")
+    try:
+        for camera in ("t_front", "t_rear"):
+            probe.subscribe(Image, f"/t_cams/{camera}/lix/semantic")
+            probe.publisher(Image, f"/{camera}/image_raw")
+        for camera in ("t_front", "t_rear"):
+            probe.wait_matched(f"/{camera}/image_raw", timeout=60)
+            msg = image(probe.stamp(5), f"{camera}_0", frames[0].rgb)
+            topic = f"/t_cams/{camera}/lix/semantic"
+            assert probe.retry(lambda m=msg, c=camera: probe.publishers[f"/{c}/image_raw"].publish(m),
+                               lambda t=topic: probe.received[t])
+        for camera in ("t_front", "t_rear"):  # each camera's masks come from its own frames only
+            assert {m.header.frame_id for m in probe.received[f"/t_cams/{camera}/lix/semantic"]} == {f"{camera}_0"}
+    finally:
+        probe.close()
+        code, stderr = bringup.stop()
+    assert code == 0, stderr[-2000:]
+    bad = subprocess.run([sys.executable, "-m", "lix_ros.cli.bringup", "--cameras", "front,front"],
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "argument 'cameras'" in bad.stderr

@@ -31,7 +31,7 @@ def test_launch_file_uses_the_shared_argument_table():
     assert "LAUNCH_ARGUMENTS" in imported and "DeclareLaunchArgument" in imported
     names = [name for name, _, _ in LAUNCH_ARGUMENTS]
     assert names == ["params_file", "checkpoint", "image", "depth", "points", "camera_info", "use_teacher", "use_ab",
-                     "namespace", "use_sim_time", "device"]
+                     "namespace", "use_sim_time", "device", "cameras"]
     for name in names:  # every declared argument is used when the nodes are built (checked ones via settings)
         assert f'value["{name}"]' in source or f'settings["{name}"]' in source, f"launch file ignores argument {name}"
 

@@ -4,6 +4,7 @@ where `launch` / `ros2 launch` are not available). Options mirror the launch arg
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -27,6 +28,8 @@ LAUNCH_ARGUMENTS: list[tuple[str, str, str]] = [
     ("namespace", "", "Namespace of all nodes and their relative topics"),
     ("use_sim_time", "false", "Use /clock (bag replay)"),
     ("device", "", "Torch device for all models (cpu or cuda); empty keeps the params file's value"),
+    ("cameras", "", "Comma-separated camera names: one student per camera in namespace <name>, reading "
+                    "/<name>/image_raw (empty: one student on `image`)"),
 ]
 
 
@@ -49,8 +52,22 @@ def launch_settings(value: dict[str, str]) -> dict:
     params_file = Path(value["params_file"]) if value["params_file"] else default_params_file()
     if not params_file.is_file():
         raise CliError(f"argument 'params_file': {params_file} does not exist")
-    return {"params_file": str(params_file),
+    return {"params_file": str(params_file), "cameras": camera_names(value.get("cameras", "")),
             **{name: _truthy(value[name], name) for name in ("use_teacher", "use_ab", "use_sim_time")}}
+
+
+def camera_names(text: str) -> list[str]:
+    """'front, rear' -> ['front', 'rear']; each must be a valid ROS name token, no repeats."""
+    names = [n.strip().strip("/") for n in text.split(",") if n.strip()]
+    bad = [n for n in names if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*(/[A-Za-z][A-Za-z0-9_]*)*", n)]
+    if bad or len(set(names)) != len(names):
+        raise CliError(f"argument 'cameras': expected distinct names like front,rear (letters, digits, _), "
+                       f"got {text!r}")
+    return names
+
+
+def camera_namespace(namespace: str, camera: str) -> str:
+    return "/" + "/".join(part for part in (namespace.strip("/"), camera) if part)
 
 
 def resolve_params(params_file: Path, checkpoint: str, device: str, use_sim_time: bool) -> dict:
@@ -85,15 +102,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def ros_arguments(args, params_path: Path) -> list[str]:
+def ros_arguments(args, params_path: Path, per_camera: bool = False) -> list[str]:
     out = ["--ros-args", "--params-file", str(params_path)]
     for topic in ("image", "depth", "points", "camera_info"):
         out += ["-r", f"{topic}:={getattr(args, topic)}"]
         if topic == "image":
             out += ["-r", f"image/compressed:={args.image}/compressed"]
-    if args.namespace:
+    if args.namespace and not per_camera:  # per camera, each node gets <namespace>/<camera> itself
         out += ["-r", f"__ns:={'/' + args.namespace.strip('/')}"]
     return out
+
+
+def camera_student(namespace: str, camera: str):
+    """A factory for the student of one camera: its namespace, reading /<camera>/image_raw."""
+    from lix_ros.nodes.segmentation_node import SegmentationNode
+
+    topic = f"/{camera}/image_raw"
+
+    def make():
+        remap = ["--ros-args", "-r", f"image:={topic}", "-r", f"image/compressed:={topic}/compressed"]
+        return SegmentationNode(namespace=camera_namespace(namespace, camera), cli_args=remap)
+
+    return make
 
 
 @friendly_errors("lix-bringup")
@@ -108,9 +138,13 @@ def main(argv: list[str] | None = None) -> int:
     from lix_ros.nodes.segmentation_node import SegmentationNode
     from lix_ros.nodes.teacher_node import TeacherNode
 
-    factories = [SegmentationNode] + ([TeacherNode] if args.teacher else []) + ([CompareNode] if args.ab else [])
+    cameras = camera_names(args.cameras)
+    if cameras and (args.teacher or args.ab):
+        raise CliError("--cameras runs students only; start teacher / A/B separately (one per camera namespace)")
+    students = [camera_student(args.namespace, c) for c in cameras] if cameras else [SegmentationNode]
+    factories = students + ([TeacherNode] if args.teacher else []) + ([CompareNode] if args.ab else [])
     try:
-        return run_nodes(factories, ros_arguments(args, Path(handle.name)))
+        return run_nodes(factories, ros_arguments(args, Path(handle.name), per_camera=bool(cameras)))
     finally:
         Path(handle.name).unlink(missing_ok=True)
 

@@ -12,7 +12,10 @@ from lix_ros.core.dds import configure_dds_env
 def run_nodes(factories: list, args: list[str] | None = None) -> int:
     argv = sys.argv[1:] if args is None else args
     if "-h" in argv or "--help" in argv:
-        print(usage(factories))
+        try:
+            print(usage(factories))
+        except BrokenPipeError:  # piped into `head`
+            sys.stderr.close()
         return 0
     configure_dds_env()
     import rclpy
