@@ -52,3 +52,19 @@ def test_backends_agree_on_test_family_frames():
             same += int((a == b).sum())
             total += a.size
         assert same / total >= 0.999, f"{role}: {same / total:.5f}"
+
+
+def test_class_ids_equals_argmax_including_ties():
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+    from hypothesis.extra.numpy import arrays
+
+    from lix_ros.core.inference import class_ids
+
+    @settings(max_examples=60, deadline=None)
+    @given(arrays(np.float32, st.tuples(st.integers(1, 19), st.integers(1, 6), st.integers(1, 6)),
+                  elements=st.sampled_from([-1.0, 0.0, 0.5, 2.0])))  # few values: many ties
+    def check(scores):
+        np.testing.assert_array_equal(class_ids(scores), scores.argmax(0).astype(np.uint8))
+
+    check()

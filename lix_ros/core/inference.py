@@ -37,6 +37,21 @@ class Prediction:
     seconds: float  # model time (preprocess + forward + postprocess)
 
 
+def class_ids(scores: np.ndarray) -> np.ndarray:
+    """argmax over the class axis of a C x H x W float array, as uint8 (first maximum wins, like argmax).
+
+    A running maximum over the classes: contiguous H x W passes instead of a strided reduction over C
+    (3-4x faster than torch's argmax(dim=1) on one thread at 160x320; it was a third of the frame time).
+    """
+    best = scores[0].copy()
+    ids = np.zeros(scores.shape[1:], np.uint8)
+    for c in range(1, scores.shape[0]):
+        better = scores[c] > best
+        np.maximum(best, scores[c], out=best)
+        ids[better] = c
+    return ids
+
+
 def set_torch_threads(requested: list[int]) -> int:
     """Torch's intra-op thread count is one per process: set it once, to the largest of the nodes'
     `threads` parameters (0 = torch's default). Returns the count in effect."""
@@ -120,9 +135,10 @@ class Segmenter:
         logits = self.model(tensor, x)["logits"]
         if self.resize_policy == "native":
             logits = logits[..., :h, :w]
-        if not bool(torch.isfinite(logits).all()):  # a broken model or input: never publish its argmax
+        # A NaN or inf anywhere makes the sum non-finite: one cheap reduction instead of an elementwise check.
+        if not bool(torch.isfinite(logits.sum())):  # a broken model or input: never publish its argmax
             raise NonFiniteOutputError(f"the model produced {int((~torch.isfinite(logits)).sum())} non-finite logits")
-        ids = logits.argmax(1)[0].to(torch.uint8).cpu().numpy()
+        ids = class_ids(logits[0].float().cpu().numpy())
         confidence = None
         if with_confidence:
             confidence = (F.softmax(logits, 1).amax(1)[0] * 255).round().to(torch.uint8).cpu().numpy()
