@@ -204,3 +204,23 @@ def test_config_inherits_from_its_base(tmp_path):
     shipped = load_config("config/training/student_lix.yaml")
     assert shipped["steps"] == load_config("config/training/student.yaml")["steps"]
     assert [m["name"] for m in shipped["distill"]["methods"]] == ["lix_logit", "lix_feature"]
+
+
+def test_resume_accepts_a_run_that_predates_new_config_keys():
+    """A last.pt written before a config key existed resumes if the key has its default (benchmarks span
+    harness versions); a real change is still refused."""
+    import copy
+
+    from lix_training.config import load_config
+    from lix_training.trainer import Trainer
+
+    config = load_config(None, [])
+    older = copy.deepcopy(config)
+    for key in ("val_fraction", "workers", "frame_size", "vkitti2", "topics", "mix"):
+        older["data"].pop(key)
+    trainer = Trainer.__new__(Trainer)  # only the check: no model, no data
+    trainer.config, trainer.out_dir, trainer.is_main = config, "run", False
+    trainer._check_resumed_config(older)
+    older["data"]["crop_size"] = [64, 64]
+    with pytest.raises(ValueError, match=r"data.crop_size: \[64, 64\] -> \[128, 256\]"):
+        trainer._check_resumed_config(older)

@@ -315,10 +315,14 @@ class Trainer:
 
     def _check_resumed_config(self, saved: dict) -> None:
         """A resumed run must be the run that was started: refuse any change that alters the weights."""
-        changed = [key for key in sorted(set(_flatten(saved)) | set(_flatten(self.config)))
-                   if _flatten(saved).get(key) != _flatten(self.config).get(key) and key not in RESUME_MAY_CHANGE]
+        from lix_training.config import DEFAULTS
+
+        before, now, defaults = _flatten(saved), _flatten(self.config), _flatten(DEFAULTS)
+        # A key the saved run predates (added to the harness later) is unchanged if it has its default.
+        changed = [key for key in sorted(set(before) | set(now)) if key not in RESUME_MAY_CHANGE
+                   and before.get(key, defaults.get(key)) != now.get(key)]
         if changed:
-            details = "; ".join(f"{k}: {_flatten(saved).get(k)!r} -> {_flatten(self.config).get(k)!r}" for k in changed)
+            details = "; ".join(f"{k}: {before.get(k)!r} -> {now.get(k)!r}" for k in changed)
             raise ValueError(f"--resume: the config differs from the run in {self.out_dir} ({details}); "
                              "resume with the same config, or start a new run in another --out")
         if saved.get("steps") != self.config["steps"]:
