@@ -549,8 +549,7 @@ def test_lifecycle_transitions_over_dds(tmp_path, frames):
     """autostart false: the node waits unconfigured; configure / activate / deactivate / activate / cleanup over
     the standard ~/change_state service; nothing is subscribed or published unless active."""
     from lifecycle_msgs.msg import Transition
-    from lifecycle_msgs.srv import ChangeState, GetState
-    from ros_probe import call_service
+    from ros_probe import change_state, lifecycle_state
 
     ns = "/t_lifecycle"
     bringup = bringup_with(tmp_path, "segmentation_node", {"autostart": False}, "--namespace", ns,
@@ -559,12 +558,10 @@ def test_lifecycle_transitions_over_dds(tmp_path, frames):
     probe = Probe("lix_test_lifecycle_probe")
 
     def state() -> str:
-        return call_service(probe, GetState, f"{node}/get_state", GetState.Request()).current_state.label
+        return lifecycle_state(probe, node)
 
     def change(transition: int) -> bool:
-        request = ChangeState.Request()
-        request.transition.id = transition
-        return call_service(probe, ChangeState, f"{node}/change_state", request).success
+        return change_state(probe, node, transition, timeout=60)
 
     def served(frame_id: str, seconds: float) -> bool:
         msg = image(probe.stamp(time.time()), frame_id, frames[0].rgb)
@@ -600,8 +597,7 @@ def test_lifecycle_transitions_over_dds(tmp_path, frames):
 
 def test_configure_failure_leaves_the_node_unconfigured_with_the_reason(tmp_path):
     from lifecycle_msgs.msg import Transition
-    from lifecycle_msgs.srv import ChangeState, GetState
-    from ros_probe import call_service
+    from ros_probe import change_state, lifecycle_state
 
     ns = "/t_lifecycle_bad"
     bringup = bringup_with(tmp_path, "segmentation_node", {"autostart": False,
@@ -610,11 +606,8 @@ def test_configure_failure_leaves_the_node_unconfigured_with_the_reason(tmp_path
     node = f"{ns}/segmentation_node"
     probe = Probe("lix_test_lifecycle_bad_probe")
     try:
-        request = ChangeState.Request()
-        request.transition.id = Transition.TRANSITION_CONFIGURE
-        assert not call_service(probe, ChangeState, f"{node}/change_state", request).success
-        assert call_service(probe, GetState, f"{node}/get_state", GetState.Request()).current_state.label \
-            == "unconfigured"
+        assert not change_state(probe, node, Transition.TRANSITION_CONFIGURE)
+        assert lifecycle_state(probe, node) == "unconfigured"
     finally:
         probe.close()
         code, stderr = bringup.stop()

@@ -121,17 +121,59 @@ class Bringup:
 REPO = Path(__file__).resolve().parents[2]
 
 
-def call_service(probe: Probe, srv_type, name: str, request, timeout: float = 30.0):
-    """Call a service of a node in another process from the probe; the response, or AssertionError."""
+def call_service(probe: Probe, srv_type, name: str, request, timeout: float = 30.0, attempts: int = 3):
+    """Call a service of a node in another process from the probe; the response, or AssertionError.
+
+    The request is sent again when no reply came within timeout/attempts: DDS can match the request path
+    before the reply path, so the first reply of a fresh client may be lost. Only for idempotent requests
+    (get_state, set_parameters); change_state goes through change_state() below."""
     client = probe.node.create_client(srv_type, name)
     assert client.wait_for_service(timeout_sec=timeout), f"no service {name}"
-    future = client.call_async(request)
-    end = time.monotonic() + timeout
-    while not future.done() and time.monotonic() < end:
-        probe.spin(0.05)
-    assert future.done(), f"{name} did not answer"
-    probe.node.destroy_client(client)
-    return future.result()
+    try:
+        for _ in range(attempts):
+            future = client.call_async(request)
+            end = time.monotonic() + timeout / attempts
+            while not future.done() and time.monotonic() < end:
+                probe.spin(0.05)
+            if future.done():
+                return future.result()
+            client.remove_pending_request(future)
+        raise AssertionError(f"{name} did not answer {attempts} requests in {timeout:.0f} s")
+    finally:
+        probe.node.destroy_client(client)
+
+
+def lifecycle_state(probe: Probe, node: str) -> str:
+    from lifecycle_msgs.srv import GetState
+
+    return call_service(probe, GetState, f"{node}/get_state", GetState.Request()).current_state.label
+
+
+def change_state(probe: Probe, node: str, transition: int, timeout: float = 30.0) -> bool:
+    """Request a lifecycle transition: did it succeed? A lost reply is told apart from a refusal by asking
+    the node's state: moved -> succeeded; unmoved -> the request is sent again (a refused transition
+    leaves the state as it was, so sending it again is harmless)."""
+    from lifecycle_msgs.srv import ChangeState
+
+    before = lifecycle_state(probe, node)
+    request = ChangeState.Request()
+    request.transition.id = transition
+    client = probe.node.create_client(ChangeState, f"{node}/change_state")
+    assert client.wait_for_service(timeout_sec=timeout), f"no service {node}/change_state"
+    try:
+        for _ in range(3):
+            future = client.call_async(request)
+            end = time.monotonic() + timeout / 3
+            while not future.done() and time.monotonic() < end:
+                probe.spin(0.05)
+            if future.done():
+                return future.result().success
+            client.remove_pending_request(future)
+            if lifecycle_state(probe, node) != before:
+                return True
+        raise AssertionError(f"{node}/change_state did not answer 3 requests in {timeout:.0f} s")
+    finally:
+        probe.node.destroy_client(client)
 
 
 def set_parameter(probe: Probe, node: str, name: str, value):
