@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from lix_ros.core.checkpoint import read_checkpoint
 from lix_ros.core.default_checkpoints import default_checkpoint
 from lix_ros.core.inference import Segmenter
 from lix_ros.core.onnx_backend import cached_onnx, choose_providers, onnx_metadata, ort_session
@@ -17,9 +18,10 @@ def private_cache(tmp_path, monkeypatch):
 
 def test_export_is_cached_by_content_dynamic_and_carries_metadata(tmp_path):
     checkpoint = default_checkpoint("student")
-    path, exported = cached_onnx(checkpoint)
+    ckpt = read_checkpoint(checkpoint)
+    path, exported = cached_onnx(ckpt, checkpoint)
     assert exported and path.parent == tmp_path / "cache" / "onnx"
-    again, exported_again = cached_onnx(checkpoint)
+    again, exported_again = cached_onnx(ckpt, checkpoint)
     assert again == path and not exported_again  # the second start loads the file
     meta = onnx_metadata(path)
     assert meta["modalities"] == ["rgb"] and len(meta["classes"]) == 19 and meta["dynamic_size"] is True
@@ -28,6 +30,27 @@ def test_export_is_cached_by_content_dynamic_and_carries_metadata(tmp_path):
     for h, w in ((96, 160), (160, 320), (64, 96)):  # any size, one file
         logits = session.run(["logits"], {"rgb": np.zeros((2, 3, h, w), np.float32)})[0]
         assert logits.shape == (2, 19, h, w)
+
+
+def test_a_start_reads_the_checkpoint_once_and_a_cached_export_builds_no_torch_model(monkeypatch):
+    import lix_ros.core.checkpoint as checkpoint_module
+    import lix_ros.core.inference as inference_module
+    import lix_ros.core.onnx_backend as onnx_module
+
+    Segmenter(default_checkpoint("teacher"), expect_modality="any", backend="onnxruntime", warmup=False)  # exports
+    reads, builds = [], []
+    monkeypatch.setattr(inference_module, "read_checkpoint",
+                        lambda path: reads.append(path) or checkpoint_module.read_checkpoint(path))
+    for module in (onnx_module, inference_module):
+        monkeypatch.setattr(module, "model_from_checkpoint",
+                            lambda *a: builds.append(a) or checkpoint_module.model_from_checkpoint(*a))
+    teacher = Segmenter(default_checkpoint("teacher"), expect_modality="any", backend="onnxruntime", warmup=False)
+    assert teacher.modality == "depth" and not teacher.onnx_exported
+    assert len(reads) == 1 and builds == []
+    from lix_ros.core.checkpoint import CheckpointError
+
+    with pytest.raises(CheckpointError, match="a teacher needs an RGB \\+ X checkpoint"):
+        Segmenter(default_checkpoint("student"), expect_modality="any", warmup=False)
 
 
 def test_providers_not_installed_are_skipped_not_fatal():

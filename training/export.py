@@ -23,9 +23,8 @@ from lix_ros.data.sample import MODALITY_CHANNELS
 TOLERANCE = 1e-4
 
 
-def check_onnx(checkpoint: str | Path, onnx_path: str | Path, sizes: list[tuple[int, int]]) -> float:
+def check_onnx(model: torch.nn.Module, ckpt: dict, onnx_path: str | Path, sizes: list[tuple[int, int]]) -> float:
     """Largest |onnxruntime - torch| of the logits over random inputs of the given sizes."""
-    model, ckpt = load_model(checkpoint)
     modality = geometry_modality(ckpt)
     session = ort_session(onnx_path, ["CPUExecutionProvider"])
     generator = torch.Generator().manual_seed(0)
@@ -55,11 +54,12 @@ def main(argv: list[str] | None = None) -> int:
         raise CliError("--height and --width go together (a fixed size), or neither (dynamic)")
     fixed = (args.height, args.width) if args.height else None
     try:
-        export_onnx(args.checkpoint, args.out, fixed, args.opset)
+        model, ckpt = load_model(args.checkpoint)
+        export_onnx(model, ckpt, args.out, fixed, args.opset)
         metadata = onnx_metadata(args.out)
         h, w = fixed or metadata["input_size"]
         sizes = [(h, w)] if fixed else [(h, w), (h // 2 + 32, w // 2 + 64)]
-        error = float("nan") if args.no_check else check_onnx(args.checkpoint, args.out, sizes)
+        error = float("nan") if args.no_check else check_onnx(model, ckpt, args.out, sizes)
     except CheckpointError as exc:
         raise ValueError(str(exc)) from None
     checked = ", ".join(f"{a}x{b}" for a, b in sizes)

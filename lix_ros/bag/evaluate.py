@@ -24,7 +24,6 @@ from lix_ros.bag.io import (
     open_reader,
     topic_types,
 )
-from lix_ros.core.checkpoint import geometry_modality, read_checkpoint
 from lix_ros.core.constants import DIAGNOSTICS
 from lix_ros.core.image_codec import ImageError
 from lix_ros.core.metrics import confusion_matrix, empty_confusion, scores_from_confusion
@@ -89,14 +88,16 @@ class _Models:
     teacher_not_run: str | None = None  # why the teacher could not run on this bag
 
 
-def _load_models(path: str | Path, frames: BagFrames, options: EvalOptions, topics: TopicMap) -> _Models:
+def load_teacher(path: str | Path, frames: BagFrames, options: EvalOptions, topics: TopicMap) -> _Models:
+    """The teacher of `options` (its modality read from its checkpoint, once) and the LiDAR extrinsic, or
+    the reason it cannot run on this bag (`teacher_not_run`) when the bag lacks its inputs."""
     from lix_ros.core.default_checkpoints import default_checkpoint
-    from lix_ros.core.inference import Segmenter
+    from lix_ros.core.inference import ANY_GEOMETRY, Segmenter
 
-    engine = {"backend": options.backend, "providers": options.providers}
-    models = _Models(student=Segmenter(options.student or default_checkpoint("student"), **engine))
-    teacher_path = options.teacher or default_checkpoint("teacher")
-    models.teacher_modality = geometry_modality(read_checkpoint(teacher_path))
+    models = _Models()
+    teacher = Segmenter(options.teacher or default_checkpoint("teacher"), expect_modality=ANY_GEOMETRY,
+                        backend=options.backend, providers=options.providers)
+    models.teacher_modality = teacher.modality
     needs = "points" if models.teacher_modality == "lidar" else "depth"
     missing = [getattr(topics, role) for role in (needs, "camera_info") if not frames.has(role)]
     models.extrinsic = options.lidar_to_camera
@@ -109,7 +110,18 @@ def _load_models(path: str | Path, frames: BagFrames, options: EvalOptions, topi
         models.teacher_not_run = (f"the {models.teacher_modality} teacher did not run: the bag has no "
                                   f"{' and no '.join(missing)} (other topic names: {option}, --camera-info)")
     else:
-        models.teacher = Segmenter(teacher_path, expect_modality=models.teacher_modality, **engine)
+        models.teacher = teacher
+    return models
+
+
+def load_models(path: str | Path, frames: BagFrames, options: EvalOptions, topics: TopicMap) -> _Models:
+    """The student and (see load_teacher) the teacher that `run` mode evaluates."""
+    from lix_ros.core.default_checkpoints import default_checkpoint
+    from lix_ros.core.inference import Segmenter
+
+    models = load_teacher(path, frames, options, topics)
+    models.student = Segmenter(options.student or default_checkpoint("student"), backend=options.backend,
+                               providers=options.providers)
     return models
 
 
@@ -175,7 +187,7 @@ def evaluate_bag(path: str | Path, options: EvalOptions, topics: TopicMap | None
         mode = "recorded" if frames.has("student") else "run"
     if mode == "recorded" and not frames.has("student"):
         raise missing_topics_error(path, [topics.student], frames.available, what="recorded")
-    models = _load_models(path, frames, options, topics) if mode == "run" else _Models()
+    models = load_models(path, frames, options, topics) if mode == "run" else _Models()
 
     scores = _Scores()
     latency = {"student": [], "teacher": []}

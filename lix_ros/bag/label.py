@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from lix_ros.bag.evaluate import EvalOptions, _load_models
+from lix_ros.bag.evaluate import EvalOptions, load_teacher
 from lix_ros.bag.frames import BagFrames, TopicMap
 from lix_ros.bag.hard_frames import cdr_header_stamp
 from lix_ros.bag.io import BagError, BagWriter, image_rgb, make_image, open_reader
@@ -27,7 +27,7 @@ def _teacher_masks(path: Path, teacher: str | None, topics: TopicMap, lidar_to_c
                    ) -> tuple[dict, dict]:
     """camera stamp -> PNG-encoded mask (compressed: a long drive's masks stay small), and counts."""
     frames = BagFrames(path, topics)
-    models = _load_models(path, frames, EvalOptions(teacher=teacher, lidar_to_camera=lidar_to_camera), topics)
+    models = load_teacher(path, frames, EvalOptions(teacher=teacher, lidar_to_camera=lidar_to_camera), topics)
     if models.teacher is None:
         frames.reader.close()
         raise BagError(models.teacher_not_run)

@@ -153,15 +153,18 @@ def geometry_modality(ckpt: dict) -> str | None:
     return modalities[1] if len(modalities) > 1 else None
 
 
-def load_model(path: str | Path, expect_classes: list[str] | tuple[str, ...] | None = None,
-               expect_modalities: list[str] | None = None) -> tuple[nn.Module, dict]:
-    """Build the model of a checkpoint, load its weights, check it fits the caller; eval mode."""
-    ckpt = read_checkpoint(path)
+def check_fits(ckpt: dict, path: str | Path, expect_classes: list[str] | tuple[str, ...] | None = None,
+               expect_modalities: list[str] | None = None) -> None:
+    """CheckpointError unless the checkpoint has the caller's class table and modalities."""
     if expect_classes is not None and list(expect_classes) != ckpt["classes"]:
         raise CheckpointError(f"{path}: field 'classes' {ckpt['classes'][:4]}... does not match the expected "
                               f"class table {list(expect_classes)[:4]}... ({len(expect_classes)} classes)")
     if expect_modalities is not None and list(expect_modalities) != ckpt["modalities"]:
         raise CheckpointError(f"{path}: field 'modalities' is {ckpt['modalities']}, expected {list(expect_modalities)}")
+
+
+def model_from_checkpoint(ckpt: dict, path: str | Path) -> nn.Module:
+    """The network of a checkpoint already read (read_checkpoint), weights loaded, in eval mode."""
     model = build_model(ckpt["arch"])
     try:
         model.load_state_dict(ckpt["state_dict"], strict=True)
@@ -169,5 +172,12 @@ def load_model(path: str | Path, expect_classes: list[str] | tuple[str, ...] | N
         first = str(error).strip().splitlines()
         raise CheckpointError(f"{path}: field 'state_dict' does not fit arch {ckpt['arch']}: "
                               f"{' '.join(first[:2])[:300]}") from None
-    model.eval()
-    return model, ckpt
+    return model.eval()
+
+
+def load_model(path: str | Path, expect_classes: list[str] | tuple[str, ...] | None = None,
+               expect_modalities: list[str] | None = None) -> tuple[nn.Module, dict]:
+    """Read a checkpoint, check it fits the caller, build its model (eval mode): (model, checkpoint)."""
+    ckpt = read_checkpoint(path)
+    check_fits(ckpt, path, expect_classes, expect_modalities)
+    return model_from_checkpoint(ckpt, path), ckpt

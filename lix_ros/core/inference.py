@@ -18,12 +18,19 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from lix_ros.core.checkpoint import CheckpointError, load_model
+from lix_ros.core.checkpoint import (
+    CheckpointError,
+    check_fits,
+    geometry_modality,
+    model_from_checkpoint,
+    read_checkpoint,
+)
 from lix_ros.data.classes import CLASS_NAMES
 from lix_ros.data.sample import encode_modality
 
 RESIZE_POLICIES = ("stretch", "native")
 BACKENDS = ("torch", "onnxruntime")
+ANY_GEOMETRY = "any"  # expect_modality for a teacher: whichever X the checkpoint was trained with
 
 
 class NonFiniteOutputError(RuntimeError):
@@ -72,8 +79,15 @@ class Segmenter:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
         if device.startswith("cuda") and not torch.cuda.is_available():
             raise ValueError(f"device {device!r} requested but CUDA is not available")
+        # The checkpoint is read once: the ONNX backend builds a torch model only to export a new checkpoint.
+        ckpt = read_checkpoint(checkpoint)
+        check_fits(ckpt, checkpoint, expect_classes=CLASS_NAMES)
+        if expect_modality == ANY_GEOMETRY:
+            expect_modality = geometry_modality(ckpt)
+            if expect_modality is None:
+                raise CheckpointError(f"{checkpoint}: field 'modalities' is {ckpt['modalities']}; a teacher needs an "
+                                      "RGB + X checkpoint")
         expected = ["rgb"] if expect_modality is None else ["rgb", expect_modality]
-        model, ckpt = load_model(checkpoint, expect_classes=CLASS_NAMES)
         if ckpt["modalities"] != expected:
             raise CheckpointError(f"{checkpoint}: field 'modalities' is {ckpt['modalities']}, this node needs "
                                   f"{expected}")
@@ -84,13 +98,13 @@ class Segmenter:
             from lix_ros.core.onnx_backend import DEFAULT_PROVIDERS, OnnxModel
 
             self.device = torch.device("cpu")  # tensors meet the session on the host; providers pick the device
-            onnx_model = OnnxModel(checkpoint, providers or DEFAULT_PROVIDERS, threads)
+            onnx_model = OnnxModel(ckpt, checkpoint, providers or DEFAULT_PROVIDERS, threads)
             self.providers, self.skipped_providers = onnx_model.providers, onnx_model.skipped
             self.onnx_path, self.onnx_exported = onnx_model.path, onnx_model.exported
             self.model = onnx_model
         else:
             self.device = torch.device(device)
-            self.model = model.to(self.device).eval()
+            self.model = model_from_checkpoint(ckpt, checkpoint).to(self.device)
         self.checkpoint = ckpt
         self.modality = expect_modality
         self.class_names = ckpt["classes"]

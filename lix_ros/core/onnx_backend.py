@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from lix_ros.core.checkpoint import CheckpointError, geometry_modality, load_model, read_checkpoint
+from lix_ros.core.checkpoint import CheckpointError, geometry_modality, model_from_checkpoint
 from lix_ros.data.sample import MODALITY_CHANNELS
 
 DEFAULT_PROVIDERS = ("CPUExecutionProvider",)
@@ -56,10 +56,10 @@ def checkpoint_key(ckpt: dict, path: str | Path) -> str:
     return f"{digest[:24]}_{arch[:8]}"
 
 
-def export_onnx(checkpoint: str | Path, out: str | Path, fixed_size: tuple[int, int] | None = None,
+def export_onnx(model: nn.Module, ckpt: dict, out: str | Path, fixed_size: tuple[int, int] | None = None,
                 opset: int = 17) -> Path:
-    """Write the network (logits only) as ONNX: dynamic batch, height and width unless `fixed_size` (h, w)."""
-    model, ckpt = load_model(checkpoint)
+    """Write the checkpoint's network (logits only) as ONNX: dynamic batch, height and width unless
+    `fixed_size` (h, w); the checkpoint's metadata as ONNX metadata properties."""
     h, w = fixed_size or ckpt["input_size"]
     modality = geometry_modality(ckpt)
     wrapper = _LogitsOnly(model, modality is not None).eval()
@@ -100,19 +100,20 @@ def onnx_metadata(path: str | Path) -> dict:
     return {p.key: json.loads(p.value) for p in proto.metadata_props}
 
 
-def cached_onnx(checkpoint: str | Path, folder: Path | None = None) -> tuple[Path, bool]:
-    """(ONNX file of this checkpoint, whether it was exported now); exported once per checkpoint content."""
-    ckpt = read_checkpoint(checkpoint)
+def cached_onnx(ckpt: dict, path: str | Path, folder: Path | None = None) -> tuple[Path, bool]:
+    """(ONNX file of this checkpoint (read from `path`), whether it was exported now); exported once per
+    checkpoint content. A cache hit builds no torch model at all."""
     folder = folder or cache_dir() / "onnx"
-    path = folder / f"{checkpoint_key(ckpt, checkpoint)}.onnx"
-    if path.is_file():
-        return path, False
+    onnx_path = folder / f"{checkpoint_key(ckpt, path)}.onnx"
+    if onnx_path.is_file():
+        return onnx_path, False
+    model = model_from_checkpoint(ckpt, path)
     try:
-        export_onnx(checkpoint, path)
-    except OSError:  # read-only cache: export next to nothing, into a temporary folder
-        path = Path(tempfile.mkdtemp(prefix="lix_onnx_")) / path.name
-        export_onnx(checkpoint, path)
-    return path, True
+        export_onnx(model, ckpt, onnx_path)
+    except OSError:  # read-only cache: export into a temporary folder instead
+        onnx_path = Path(tempfile.mkdtemp(prefix="lix_onnx_")) / onnx_path.name
+        export_onnx(model, ckpt, onnx_path)
+    return onnx_path, True
 
 
 def choose_providers(requested: list[str] | tuple[str, ...]) -> tuple[list[str], list[str]]:
@@ -142,9 +143,9 @@ def ort_session(path: str | Path, providers: list[str], threads: int = 0):
 class OnnxModel:
     """Callable like the torch model for inference: (rgb, x) tensors -> {"logits": tensor}."""
 
-    def __init__(self, checkpoint: str | Path, providers: list[str] | tuple[str, ...] = DEFAULT_PROVIDERS,
+    def __init__(self, ckpt: dict, path: str | Path, providers: list[str] | tuple[str, ...] = DEFAULT_PROVIDERS,
                  threads: int = 0):
-        self.path, self.exported = cached_onnx(checkpoint)
+        self.path, self.exported = cached_onnx(ckpt, path)
         self.providers, self.skipped = choose_providers(list(providers))
         self.session = ort_session(self.path, self.providers, threads)
         self.input_names = [i.name for i in self.session.get_inputs()]

@@ -17,7 +17,7 @@ from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
 from lix_ros.core.checkpoint import CheckpointError
 from lix_ros.core.default_checkpoints import default_checkpoint
-from lix_ros.core.inference import Segmenter
+from lix_ros.core.inference import ANY_GEOMETRY, Segmenter
 from lix_ros.core.pairing import ApproximateTimePairer
 from lix_ros.core.teacher_inputs import teacher_inputs
 from lix_ros.nodes.common import input_qos, stamp_seconds
@@ -35,18 +35,18 @@ class TeacherNode(InferenceNode):
 
     def load(self) -> None:
         checkpoint = self.p["checkpoint"] or default_checkpoint("teacher")
-        modality = _checkpoint_modality(checkpoint)
-        if (modality == "lidar") != (self.source == "lidar"):
-            needed = "lidar" if modality == "lidar" else "depth"
-            raise CheckpointError(f"{checkpoint}: field 'modalities' ends in {modality!r}, which needs "
-                                  f"geometry_source {needed!r}, not {self.source!r}")
         T = np.array(self.p["lidar_to_camera"], np.float64)
         if T.size != 16 or not np.allclose(T.reshape(4, 4)[3], [0, 0, 0, 1]):
             raise ValueError(f"parameter 'lidar_to_camera' must be 16 numbers of a 4x4 rigid transform, got {T}")
         self.T_cam_from_lidar = T.reshape(4, 4)
-        self.segmenter = Segmenter(checkpoint, self.p["device"], (self.p["input_height"], self.p["input_width"]),
-                                   self.p["resize_policy"], expect_modality=modality, backend=self.p["backend"],
-                                   providers=self.p["providers"], threads=self.p["threads"])
+        segmenter = Segmenter(checkpoint, self.p["device"], (self.p["input_height"], self.p["input_width"]),
+                              self.p["resize_policy"], expect_modality=ANY_GEOMETRY, backend=self.p["backend"],
+                              providers=self.p["providers"], threads=self.p["threads"])
+        if (segmenter.modality == "lidar") != (self.source == "lidar"):
+            needed = "lidar" if segmenter.modality == "lidar" else "depth"
+            raise CheckpointError(f"{checkpoint}: field 'modalities' ends in {segmenter.modality!r}, which needs "
+                                  f"geometry_source {needed!r}, not {self.source!r}")
+        self.segmenter = segmenter
         self.checkpoint_path = checkpoint
 
     def subscribe(self) -> list:
@@ -83,17 +83,6 @@ class TeacherNode(InferenceNode):
     def diagnostics_values(self) -> dict:
         return {"frames_paired": self.pairer.matched, "unpaired_dropped": self.pairer.dropped,
                 "invalid_depth_pixels": self.invalid_depth_pixels}
-
-
-def _checkpoint_modality(checkpoint: str) -> str:
-    from lix_ros.core.checkpoint import geometry_modality, read_checkpoint
-
-    ckpt = read_checkpoint(checkpoint)
-    modality = geometry_modality(ckpt)
-    if modality is None:
-        raise CheckpointError(f"{checkpoint}: field 'modalities' is {ckpt['modalities']}; the teacher node needs an "
-                              "RGB + X checkpoint")
-    return modality
 
 
 def main(args: list[str] | None = None) -> int:
