@@ -74,6 +74,13 @@ def test_vkitti2_bad_inputs_name_the_problem(tmp_path):
     (base / "intrinsic.txt").write_text("frame cameraID K[0,0] K[1,1] K[0,2] K[1,2]\n7 0 1 1 1 1\n")
     with pytest.raises(DataError, match="no row for frame 0 camera 0"):
         VirtualKitti2Dataset(tmp_path, ["Scene01"], ["clone"])[0]
+    (base / "intrinsic.txt").write_text("frame cameraID K[0,0] K[1,1] K[0,2] K[1,2]\n0 0 725.0 725.0 620.5\n")
+    with pytest.raises(DataError, match=r"intrinsic.txt line 2: expected 'frame cameraID fx fy cx cy'"):
+        VirtualKitti2Dataset(tmp_path, ["Scene01"], ["clone"])[0]
+    (base / "intrinsic.txt").write_text("frame cameraID K[0,0] K[1,1] K[0,2] K[1,2]\n0 0 725.0 725.0 620.5 187.0\n")
+    (base / "colors.txt").write_text("Category r g b\nRoad 100 60\n")
+    with pytest.raises(DataError, match=r"colors.txt line 2: expected 'Category r g b', got 'Road 100 60'"):
+        VirtualKitti2Dataset(tmp_path, ["Scene01"], ["clone"])[0]
 
 
 def test_vkitti2_splits_by_scene_with_val_held_out(tmp_path):

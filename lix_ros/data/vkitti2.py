@@ -39,19 +39,24 @@ TO_CITYSCAPES: dict[str, str | None] = {
 DEPTH_SATURATED = 65535
 
 
+def _table_rows(path: Path, header: str, layout: str, parse):
+    """(line number, parse(fields)) for each data row of a whitespace-separated text table (blank lines and
+    the header row skipped); a row that does not parse is a DataError naming the file, line and `layout`."""
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        parts = line.split()
+        if not parts or parts[0] == header:
+            continue
+        try:
+            yield parse(parts)
+        except (ValueError, IndexError):
+            raise DataError(f"{path} line {number}: expected {layout!r}, got {line!r}") from None
+
+
 def read_colors(path: Path) -> dict[str, tuple[int, int, int]]:
     if not path.is_file():
         return dict(DEFAULT_COLORS)
-    colors = {}
-    for number, line in enumerate(path.read_text().splitlines(), 1):
-        parts = line.split()
-        if not parts or parts[0] == "Category":
-            continue
-        try:
-            name, r, g, b = parts[0], *map(int, parts[1:4])
-        except ValueError:
-            raise DataError(f"{path} line {number}: expected 'Category r g b', got {line!r}") from None
-        colors[name] = (r, g, b)
+    colors = dict(_table_rows(path, "Category", "Category r g b",
+                              lambda p: (p[0], (int(p[1]), int(p[2]), int(p[3])))))
     unknown = sorted(set(colors) - set(TO_CITYSCAPES))
     if unknown:
         raise DataError(f"{path}: unknown Virtual KITTI 2 classes {unknown}; known: {sorted(TO_CITYSCAPES)}")
@@ -76,18 +81,9 @@ def read_intrinsics(path: Path) -> dict[tuple[int, int], np.ndarray]:
     """(frame, camera) -> K from intrinsic.txt."""
     if not path.is_file():
         raise DataError(f"missing Virtual KITTI 2 intrinsics {path} (from the textgt archive)")
-    table = {}
-    for number, line in enumerate(path.read_text().splitlines(), 1):
-        parts = line.split()
-        if not parts or parts[0] == "frame":
-            continue
-        try:
-            frame, camera = int(parts[0]), int(parts[1])
-            fx, fy, cx, cy = (float(v) for v in parts[2:6])
-        except (ValueError, IndexError):
-            raise DataError(f"{path} line {number}: expected 'frame cameraID fx fy cx cy', got {line!r}") from None
-        table[(frame, camera)] = intrinsics_matrix(fx, fy, cx, cy)
-    return table
+    return dict(_table_rows(path, "frame", "frame cameraID fx fy cx cy",
+                            lambda p: ((int(p[0]), int(p[1])),
+                                       intrinsics_matrix(float(p[2]), float(p[3]), float(p[4]), float(p[5])))))
 
 
 class VirtualKitti2Dataset:
