@@ -161,6 +161,23 @@ def test_frame_size_is_the_checkpoint_input_size_and_eval_uses_the_training_data
     assert {p.name for p in out.glob("confusion_*.png")} == {"confusion_a_run_final.png", "confusion_b_run_final.png"}
 
 
+def test_preloaded_frames_train_the_same_weights(synthetic, tmp_path):
+    """data.preload decodes train and val once (here by 2 workers, resized to frame_size): the run is
+    bit-identical to one decoding every step in process."""
+    base = [f"data.cache_dir={synthetic['cache_dir']}", "data.render_size=[48, 96]", "data.train_count=12",
+            "data.val_count=3", "data.crop_size=[16, 32]", "data.frame_size=[24, 48]", "model.preset=tiny",
+            "steps=3", "val_every=3", "threads=1"]
+    for name, extra in (("lazy", ["data.workers=0"]), ("preload", ["data.preload=true", "data.workers=2"])):
+        result = train(tmp_path / name, *base, *extra)
+        assert result.returncode == 0, result.stderr
+    lazy, loaded = (torch.load(tmp_path / n / "final.pt", weights_only=True) for n in ("lazy", "preload"))
+    assert lazy["state_dict"].keys() == loaded["state_dict"].keys()
+    assert all(torch.equal(lazy["state_dict"][k], loaded["state_dict"][k]) for k in lazy["state_dict"])
+    assert lazy["training"]["best_val_miou"] == loaded["training"]["best_val_miou"]
+    with pytest.raises(ConfigError, match=r"data\.preload must be true or false"):
+        load_config(None, ["data.preload=1"])
+
+
 def test_loader_workers_do_not_hang_after_the_parent_used_opencv_threads(synthetic):
     """A parallel cv2 call in the parent before the workers fork used to hang the first worker (OpenCV's pool)."""
     script = f"""

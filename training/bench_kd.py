@@ -122,9 +122,10 @@ def read_curve(run_dir: Path) -> dict:
 def run_one(job: dict, teacher: Path, base: list[str], data_cfg: dict) -> dict:
     run_dir: Path = job["dir"]
     result_path = run_dir / "result.json"
-    # What decides the run's result (the cache folder does not: it only holds the same rendered frames).
-    settings = {"variant": job["variant"], "base": [b for b in base if not b.startswith("data.cache_dir=")],
-                "teacher": str(teacher)}
+    # What decides the run's result: not the cache folder (the same rendered frames) nor data.preload (the same
+    # batches, decoded once instead of every step; test_preloaded_frames_train_the_same_weights).
+    settings = {"variant": job["variant"], "teacher": str(teacher),
+                "base": [b for b in base if not b.startswith(("data.cache_dir=", "data.preload="))]}
     settings_path = run_dir / "settings.json"
     if settings_path.exists() and json.loads(settings_path.read_text()) != settings:
         raise CliError(f"{run_dir} was run with other settings (preset or teacher changed): use another --out")

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from lix_ros.core.checkpoint import RGB_MEAN, RGB_STD
 from lix_ros.data.augment import Augment, resize_sample
@@ -258,6 +259,14 @@ def step_loader(batches: StepBatches, start: int, stop: int, workers: int):
                                          prefetch_factor=2, worker_init_fn=_worker_init,
                                          multiprocessing_context=_worker_context())
     return iter(loader)
+
+
+def preload(frames: Split, workers: int, desc: str | None = None) -> Split:
+    """The split decoded once into memory (`data.preload`), resized to its frame_size: the same samples in the
+    same order, so the batches of every step are unchanged; steps then skip the per-step PNG decoding."""
+    samples = list(tqdm(sample_loader(frames, workers), total=len(frames), desc=desc, unit="frame",
+                        disable=desc is None))
+    return Split(_InMemory(samples), list(range(len(samples))), frames.description)
 
 
 def sample_loader(frames: Split, workers: int):

@@ -24,7 +24,7 @@ from lix_ros.core.metrics import confusion_matrix, empty_confusion, scores_from_
 from lix_ros.data.augment import Augment, resize_sample
 from lix_ros.data.classes import CLASS_NAMES, IGNORE_ID
 from lix_ros.models.build import ModelConfig, build_model
-from lix_training.data import Split, StepBatches, open_split, sample_loader, step_loader, to_tensors
+from lix_training.data import Split, StepBatches, open_split, preload, sample_loader, step_loader, to_tensors
 
 
 def _distributed() -> tuple[int, int]:
@@ -41,7 +41,7 @@ def _step_seed(seed: int, step: int, rank: int) -> int:
 
 # What a resumed run may change: bookkeeping that does not alter the weights (and steps, with a warning).
 RESUME_MAY_CHANGE = {"steps", "out_dir", "threads", "val_every", "log_every", "checkpoint_every", "data.workers",
-                     "data.cache_dir"}
+                     "data.cache_dir", "data.preload"}
 
 
 class _StopRequests:
@@ -253,6 +253,10 @@ class Trainer:
         self.train_frames.frame_size = tuple(frame_size) if frame_size else None
         # The size the node will run the model at: the frames the crops came from.
         self.input_size = tuple(frame_size) if frame_size else self.train_frames[0].rgb.shape[:2]
+        if data_cfg["preload"]:
+            progress = None if self.quiet or self.rank else "preload"
+            self.train_frames = preload(self.train_frames, data_cfg["workers"], progress and f"{progress} train")
+            self.val_frames = preload(self.val_frames, data_cfg["workers"], progress and f"{progress} val")
         augment = Augment(tuple(data_cfg["crop_size"]), tuple(data_cfg["scale_range"]), data_cfg["flip"])
         # Every input the student, the teacher and the depth head need, once each.
         modalities = [None] + ([self.modality] if self.modality else [])
