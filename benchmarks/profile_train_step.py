@@ -3,7 +3,8 @@ method's losses, backward + optimiser step — per method, at one or more crop s
 
     python benchmarks/profile_train_step.py [--crops 128x256,96x192] [--methods kd,cwd,lix] [--steps 6]
 
-Data time is StepBatches[step] (in process) on synthetic frames (rendered into a scratch cache of --frames frames).
+Data time is StepBatches[step] (in process) on synthetic frames (rendered into a scratch cache of --frames frames):
+decoded from PNG every step (the default) and from frames decoded once into memory (`data.preload: true`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import torch.nn.functional as F
 from lix_ros.data.augment import Augment
 from lix_ros.models.build import build_model
 from lix_training.config import load_config
-from lix_training.data import StepBatches, open_split
+from lix_training.data import StepBatches, open_split, preload
 from lix_training.distill import build_distiller
 
 METHODS = {
@@ -48,20 +49,27 @@ def main() -> None:
     cache = tempfile.TemporaryDirectory()  # frames are read lazily: the cache lives as long as the process
     data_cfg = load_config(None, [f"data.cache_dir={cache.name}", f"data.train_count={args.frames}"])["data"]
     frames = open_split(data_cfg, "train", quiet=True)
+    preloaded = preload(frames, 0)
     print(f"ms per step, batch {args.batch}, 1 thread (median of {args.steps})")
-    print("| crop | method | data | teacher fwd | student fwd | losses | backward + step | total |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    print("| crop | method | data | data (preloaded) | teacher fwd | student fwd | losses | backward + step "
+          "| total | total (preloaded) |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     teacher = build_model({"kind": "teacher", "preset": "small", "modality": "depth"}).eval()
     for crop in args.crops.split(","):
         h, w = (int(v) for v in crop.split("x"))
-        batcher = StepBatches(frames, args.batch, 0, Augment((h, w), (0.75, 1.25), True), [None, "depth"])
+        augment = Augment((h, w), (0.75, 1.25), True)
+        batcher = StepBatches(frames, args.batch, 0, augment, [None, "depth"])
+        in_memory = StepBatches(preloaded, args.batch, 0, augment, [None, "depth"])
         for name in args.methods.split(","):
             student = build_model({"kind": "student", "preset": "small"})
             distiller = build_distiller({"methods": METHODS[name]}, student, teacher) if METHODS[name] else None
             params = list(student.parameters()) + (list(distiller.parameters()) if distiller else [])
             optimizer = torch.optim.AdamW(params)
-            times: dict[str, list[float]] = {k: [] for k in ("data", "teacher", "student", "losses", "backward")}
+            times: dict[str, list[float]] = {k: [] for k in ("data", "teacher", "student", "losses", "backward",
+                                                              "preloaded")}
             for step in range(args.steps + 2):
+                t = time.perf_counter()
+                in_memory[step]
                 t0 = time.perf_counter()
                 batch = batcher[step]
                 t1 = time.perf_counter()
@@ -79,11 +87,13 @@ def main() -> None:
                 optimizer.step()
                 t5 = time.perf_counter()
                 if step >= 2:
-                    for key, value in zip(times, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4)):
+                    for key, value in zip(times, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4, t0 - t)):
                         times[key].append(1000 * value)
             med = {k: sorted(v)[len(v) // 2] for k, v in times.items()}
-            print(f"| {h}x{w} | {name} | {med['data']:.0f} | {med['teacher']:.0f} | {med['student']:.0f} | "
-                  f"{med['losses']:.0f} | {med['backward']:.0f} | {sum(med.values()):.0f} |", flush=True)
+            total = sum(med.values()) - med["preloaded"]
+            print(f"| {h}x{w} | {name} | {med['data']:.0f} | {med['preloaded']:.0f} | {med['teacher']:.0f} | "
+                  f"{med['student']:.0f} | {med['losses']:.0f} | {med['backward']:.0f} | {total:.0f} | "
+                  f"{total - med['data'] + med['preloaded']:.0f} |", flush=True)
 
 
 if __name__ == "__main__":
