@@ -57,6 +57,9 @@ def test_fast_benchmark_searches_on_val_and_reports_paired_differences(tmp_path)
     assert rows["student"]["test"]["vs_student"]["mean"] == 0.0
     text = (out / "results.md").read_text()
     assert "| lix |" in text and "test-shift" in text and "plateau check" in text
+    best_in = max((r for r in report["rows"] if r["row"] != "student"), key=lambda r: r["test_in"]["mean"])
+    assert report["first"]["test_in"] == best_in["row"] and f"First on test-in: **{best_in['row']}**" in text
+    assert report["cost"]["runs"] == len(list(out.glob("runs/*/*/result.json")))
     assert (out / "results.png").stat().st_size > 1000 and (out / "curves.png").stat().st_size > 1000
 
     # A finished run is reused; a run without its result continues from its last checkpoint.

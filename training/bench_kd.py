@@ -329,6 +329,18 @@ def write_report(bench: Bench, rows: list[dict], teacher_scores: dict[str, float
         lines += ["", "Supervised student, val mIoU gain over the last 20 % of steps (plateau check): " +
                   ", ".join(f"seed {r['seed']}: {'–' if (p := plateau(r['curve'])) is None else f'{100 * p:+.2f}'}"
                             for r in sorted(student_runs, key=lambda r: r["seed"]))]
+    if searched_rows:
+        firsts = {split: max(searched_rows, key=lambda r, s=split: r[s]["mean"])["row"] for split in TESTS}
+        report["first"] = firsts
+        lines += ["", f"First on test-in: **{firsts['test_in']}**; first on test-shift: **{firsts['test']}** "
+                  "(means over seeds; the choice of each row's variant was made on val)."]
+    runs = list(bench.results.values())
+    if runs:
+        total = sum(r.get("wall_seconds", 0.0) for r in runs)
+        report["cost"] = {"runs": len(runs), "run_wall_seconds": total}
+        lines += ["", f"Cost: {len(runs)} runs, {total / 3600:.1f} h of run wall time in all (each measured while "
+                  f"{bench.jobs} ran side by side): ≈ {total / 3600 / max(1, bench.jobs):.1f} h wall with "
+                  f"--jobs {bench.jobs}."]
     (out / "results.md").write_text("\n".join(lines) + "\n")
     (out / "results.json").write_text(json.dumps(report, indent=2))
     plot(bench, rows, teacher_scores, out / "results.png", out / "curves.png")
