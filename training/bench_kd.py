@@ -246,10 +246,12 @@ def summarize(bench: Bench, teacher_scores: dict[str, float]) -> list[dict]:
             entry[split] = {"mean": statistics.mean(values.values()),
                             "std": statistics.stdev(values.values()) if len(values) > 1 else 0.0,
                             "runs": values, "vs_student": paired_difference(values, reference[split])}
-            if split != "val" and reference[split]:
-                student_mean = statistics.mean(reference[split].values())
+            shared = [seed for seed in values if seed in reference[split]]
+            if split != "val" and shared:  # on the seeds both ran: the gap's both ends are paired
+                student_mean = statistics.mean(reference[split][seed] for seed in shared)
+                row_mean = statistics.mean(values[seed] for seed in shared)
                 gap = teacher_scores[split] - student_mean
-                entry[split]["gap_closed_pct"] = 100 * (entry[split]["mean"] - student_mean) / gap if gap > 0 else None
+                entry[split]["gap_closed_pct"] = 100 * (row_mean - student_mean) / gap if gap > 0 else None
         rows.append(entry)
     return rows
 
@@ -300,13 +302,13 @@ def write_report(bench: Bench, rows: list[dict], teacher_scores: dict[str, float
     lines = [f"Preset `{preset}`, seeds {bench.seeds}. Teacher (RGB + depth): val {_pct(teacher_scores['val'])}, "
              f"test-in {_pct(teacher_scores['test_in'])}, test-shift {_pct(teacher_scores['test'])} mIoU. "
              "Δ = paired difference to the supervised student over the same seeds, [95 % t interval].", "",
-             "| row | chosen on val | val | test-in mean ± std | Δ test-in | test-shift mean ± std | Δ test-shift "
-             "| gap closed in / shift (%) | s / step |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+             "| row | chosen on val | seeds | val | test-in mean ± std | Δ test-in | test-shift mean ± std "
+             "| Δ test-shift | gap closed in / shift (%) | s / step |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         gaps = "/".join("–" if r[s].get("gap_closed_pct") is None else f"{r[s]['gap_closed_pct']:.0f}" for s in TESTS)
         searched = f" (best of {r['searched']})" if r["searched"] > 1 else ""
-        lines.append(f"| {r['row']} | {r['described']}{searched} | {_pct(r['val']['mean'])} | "
+        lines.append(f"| {r['row']} | {r['described']}{searched} | {len(r['seeds'])} | {_pct(r['val']['mean'])} | "
                      f"{_pct(r['test_in']['mean'])} ± {_pct(r['test_in']['std'])} | "
                      f"{_diff(r['test_in']['vs_student'])} | "
                      f"{_pct(r['test']['mean'])} ± {_pct(r['test']['std'])} | {_diff(r['test']['vs_student'])} | "
