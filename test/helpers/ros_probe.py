@@ -121,6 +121,18 @@ class Bringup:
 REPO = Path(__file__).resolve().parents[2]
 
 
+def _answer(probe: Probe, client, request, seconds: float):
+    """Send one request and spin until its reply or `seconds`: the future, or None if no reply came."""
+    future = client.call_async(request)
+    end = time.monotonic() + seconds
+    while not future.done() and time.monotonic() < end:
+        probe.spin(0.05)
+    if future.done():
+        return future
+    client.remove_pending_request(future)
+    return None
+
+
 def call_service(probe: Probe, srv_type, name: str, request, timeout: float = 30.0, attempts: int = 3):
     """Call a service of a node in another process from the probe; the response, or AssertionError.
 
@@ -131,13 +143,8 @@ def call_service(probe: Probe, srv_type, name: str, request, timeout: float = 30
     assert client.wait_for_service(timeout_sec=timeout), f"no service {name}"
     try:
         for _ in range(attempts):
-            future = client.call_async(request)
-            end = time.monotonic() + timeout / attempts
-            while not future.done() and time.monotonic() < end:
-                probe.spin(0.05)
-            if future.done():
+            if (future := _answer(probe, client, request, timeout / attempts)) is not None:
                 return future.result()
-            client.remove_pending_request(future)
         raise AssertionError(f"{name} did not answer {attempts} requests in {timeout:.0f} s")
     finally:
         probe.node.destroy_client(client)
@@ -162,13 +169,8 @@ def change_state(probe: Probe, node: str, transition: int, timeout: float = 30.0
     assert client.wait_for_service(timeout_sec=timeout), f"no service {node}/change_state"
     try:
         for _ in range(3):
-            future = client.call_async(request)
-            end = time.monotonic() + timeout / 3
-            while not future.done() and time.monotonic() < end:
-                probe.spin(0.05)
-            if future.done():
+            if (future := _answer(probe, client, request, timeout / 3)) is not None:
                 return future.result().success
-            client.remove_pending_request(future)
             if lifecycle_state(probe, node) != before:
                 return True
         raise AssertionError(f"{node}/change_state did not answer 3 requests in {timeout:.0f} s")
