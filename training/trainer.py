@@ -254,9 +254,9 @@ class Trainer:
         # The size the node will run the model at: the frames the crops came from.
         self.input_size = tuple(frame_size) if frame_size else self.train_frames[0].rgb.shape[:2]
         if data_cfg["preload"]:
-            progress = None if self.quiet or self.rank else "preload"
-            self.train_frames = preload(self.train_frames, data_cfg["workers"], progress and f"{progress} train")
-            self.val_frames = preload(self.val_frames, data_cfg["workers"], progress and f"{progress} val")
+            show = not (self.quiet or self.rank)  # one progress bar, from the main process
+            self.train_frames = preload(self.train_frames, data_cfg["workers"], "preload train" if show else None)
+            self.val_frames = preload(self.val_frames, data_cfg["workers"], "preload val" if show else None)
         augment = Augment(tuple(data_cfg["crop_size"]), tuple(data_cfg["scale_range"]), data_cfg["flip"])
         # Every input the student, the teacher and the depth head need, once each.
         modalities = [None] + ([self.modality] if self.modality else [])

@@ -40,8 +40,8 @@ DEPTH_SATURATED = 65535
 
 
 def _table_rows(path: Path, header: str, layout: str, parse):
-    """(line number, parse(fields)) for each data row of a whitespace-separated text table (blank lines and
-    the header row skipped); a row that does not parse is a DataError naming the file, line and `layout`."""
+    """parse(fields) of each data row of a whitespace-separated text table (blank lines and the header row
+    skipped); a row that does not parse is a DataError naming the file, line and `layout`."""
     for number, line in enumerate(path.read_text().splitlines(), 1):
         parts = line.split()
         if not parts or parts[0] == header:
