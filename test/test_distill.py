@@ -12,6 +12,7 @@ from lix_training.distill.base import NetInfo
 from lix_training.distill.dkd import decoupled_terms
 from lix_training.distill.kd import kd_per_pixel
 from lix_training.distill.kernels import cka, nadaraya_watson
+from lix_training.distill.lix_channel import channel_dwc_weights, channel_terms
 from lix_training.distill.lix_logit import dwc_weights
 
 torch.manual_seed(0)
@@ -116,7 +117,7 @@ def test_kernel_regression_tends_to_nearest_neighbour():
 METHOD_PARAMS = {
     "kd": {}, "dkd": {}, "lix_logit": {}, "cwd": {}, "at": {}, "pfs": {"pool": (4, 4)},
     "mkat": {"code_channels": 8, "aggregate_channels": 16, "aspp_channels": 8},
-    "lix_feature": {"samples": 16, "bandwidth_factor": 1e-3},
+    "lix_feature": {"samples": 16, "bandwidth_factor": 1e-3}, "lix_channel": {},
 }
 # Terms that are not zero at student = teacher by the published definition: MKAT's auxiliary branch
 # (aux_ce, aux_kl: the aux head's own training) and its KL, which compares the teacher at T = 6 with the
@@ -432,3 +433,50 @@ def test_mkat_transfer_is_l1_of_aggregated_codes_and_aux_trains_on_teacher_knowl
     assert all(p.grad is None or float(p.grad.abs().sum()) == 0 for p in student.parameters())
     assert any(p.grad is not None and float(p.grad.abs().sum()) > 0 for p in method.aux_head.parameters())
     assert any(p.grad is not None and float(p.grad.abs().sum()) > 0 for p in method.teacher_encoder.parameters())
+
+
+def test_lix_channel_terms_recombine_into_cwd():
+    """TCKD + b_t ICKD + (1 - b_t) NCKD per (image, class) channel is exactly CWD's KL (absent classes,
+    ignored pixels and a class covering a whole image included)."""
+    student, teacher, label = dense()
+    student, teacher = student.double(), teacher.double()
+    label[:, :, 4:] = label[:, :, 4:].clamp(max=K - 2)  # class K-1 rarer; absent on the right half
+    label[1] = 3  # one image is a single class: its rest region is empty
+    label[1, 0, 0] = 255
+    cwd = REGISTRY["cwd"](info(), info(), temperature=4.0)(outputs(student), outputs(teacher), label)["cwd.cwd"]
+    terms = channel_terms(student, teacher, label, 4.0)
+    recombined = terms["tckd"] + terms["b_t"] * terms["ickd"] + (1 - terms["b_t"]) * terms["nckd"]
+    assert float(recombined.mean()) == pytest.approx(float(cwd), rel=1e-9)
+    # Fixed weights alpha = 1, beta = 1 drop CWD's (1 - b_t) on NCKD and nothing else.
+    fixed = REGISTRY["lix_channel"](info(), info(), dynamic=False)(outputs(student), outputs(teacher), label)
+    expected = terms["tckd"] + terms["b_t"] * terms["ickd"] + terms["nckd"]
+    assert float(sum(fixed.values())) == pytest.approx(float(expected.mean()), rel=1e-9)
+
+
+def test_lix_channel_controller_trusts_the_teacher_where_it_localises_the_class():
+    """Image of two classes, left half class 0, right half class 1. The teacher is right on class 0 and
+    calls class 1 'class 2' (IoU 0): class 1's channel gets no TCKD weight, class 2's (hallucinated) no NCKD
+    weight; a student lagging the teacher on class 0 gets more TCKD weight there than one that does not."""
+    h, w = 4, 8
+    label = torch.zeros(1, h, w, dtype=torch.long)
+    label[..., w // 2:] = 1
+    teacher = torch.full((1, K, h, w), -3.0)
+    teacher[0, 0, :, : w // 2] = 3.0
+    teacher[0, 2, :, w // 2:] = 3.0  # wrong class on the right half
+    lagging = torch.zeros(1, K, h, w)  # uniform maps: mass 1/2 on class 0's region vs the teacher's ~1
+    terms = channel_terms(lagging, teacher, label, 1.0)
+    alpha_nc, beta_nc = channel_dwc_weights(teacher, terms, alpha=1.0, beta=1.0, gamma=1.0)
+    assert float(alpha_nc[0, 1]) == 0.0 and float(beta_nc[0, 2]) < 1e-5 and float(beta_nc[0, 1]) < 1e-5
+    assert float(alpha_nc[0, 0]) > 0 and float(beta_nc[0, 0]) > 0
+    assert float(beta_nc.mean()) == pytest.approx(1.0)
+    assert float(alpha_nc[terms["target"].any(2)].mean()) == pytest.approx(1.0)
+    # Absent, unpredicted classes are trusted for NCKD like a perfectly localised one.
+    assert float(beta_nc[0, 5]) == pytest.approx(float(beta_nc[0, 0]))
+    # The lag term: the student that already matches the teacher on class 0 gets less TCKD weight there.
+    matched = teacher.clone()
+    matched[0, 1, :, w // 2:] = 3.0  # and right on class 1, so both present channels compete
+    teacher2 = matched.clone()
+    lag_student = matched.clone()
+    lag_student[0, 0] = 0.0
+    a_lag, _ = channel_dwc_weights(teacher2, channel_terms(lag_student, teacher2, label, 1.0), 1.0, 1.0, 1.0)
+    assert float(a_lag[0, 0]) > float(a_lag[0, 1])

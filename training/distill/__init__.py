@@ -15,7 +15,17 @@ import inspect
 import torch
 from torch import nn
 
-from lix_training.distill import at, cwd, dkd, kd, lix_feature, lix_logit, mkat, pfs  # noqa: F401 - registration
+from lix_training.distill import (  # noqa: F401 - registration
+    at,
+    cwd,
+    dkd,
+    kd,
+    lix_channel,
+    lix_feature,
+    lix_logit,
+    mkat,
+    pfs,
+)
 from lix_training.distill.base import REGISTRY, Distiller, NetInfo
 
 
