@@ -185,3 +185,28 @@ def test_report_renders_in_headless_chromium_with_every_image(bag, tmp_path):
     image = cv2.imread(str(shot))
     assert image is not None and image.shape[:2] == (4000, 1400)
     assert image.std() > 20  # a rendered page, not a blank one
+
+
+def test_a_teacher_that_cannot_run_is_not_warmed_up(bag, monkeypatch):
+    """Eval on a bag without the teacher's geometry reads the teacher's modality but spends no inference on it."""
+    from lix_ros.bag.evaluate import EvalOptions, load_teacher
+    from lix_ros.bag.frames import TopicMap
+    from lix_ros.core.inference import Segmenter
+
+    warmed = []
+    real = Segmenter.warm_up
+    monkeypatch.setattr(Segmenter, "warm_up", lambda self: (warmed.append(self.modality), real(self)))
+    options = EvalOptions(backend="torch")
+    elsewhere = TopicMap(depth="/not/recorded")
+    frames = BagFrames(bag, elsewhere)
+    try:
+        models = load_teacher(bag, frames, options, elsewhere)
+    finally:
+        frames.reader.close()
+    assert models.teacher is None and "/not/recorded" in models.teacher_not_run and warmed == []
+    frames = BagFrames(bag)
+    try:
+        models = load_teacher(bag, frames, options, TopicMap())
+    finally:
+        frames.reader.close()
+    assert models.teacher is not None and models.teacher_not_run is None and warmed == ["depth"]

@@ -95,8 +95,9 @@ def load_teacher(path: str | Path, frames: BagFrames, options: EvalOptions, topi
     from lix_ros.core.inference import ANY_GEOMETRY, Segmenter
 
     models = _Models()
+    # Warmed up only once it is known to run: a bag without its geometry should not pay for it.
     teacher = Segmenter(options.teacher or default_checkpoint("teacher"), expect_modality=ANY_GEOMETRY,
-                        backend=options.backend, providers=options.providers)
+                        backend=options.backend, providers=options.providers, warmup=False)
     models.teacher_modality = teacher.modality
     needs = "points" if models.teacher_modality == "lidar" else "depth"
     missing = [getattr(topics, role) for role in (needs, "camera_info") if not frames.has(role)]
@@ -110,6 +111,7 @@ def load_teacher(path: str | Path, frames: BagFrames, options: EvalOptions, topi
         models.teacher_not_run = (f"the {models.teacher_modality} teacher did not run: the bag has no "
                                   f"{' and no '.join(missing)} (other topic names: {option}, --camera-info)")
     else:
+        teacher.warm_up()
         models.teacher = teacher
     return models
 

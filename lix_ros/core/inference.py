@@ -114,10 +114,14 @@ class Segmenter:
         self.mean = torch.tensor(norm["mean"], device=self.device).view(1, 3, 1, 1)
         self.std = torch.tensor(norm["std"], device=self.device).view(1, 3, 1, 1)
         if warmup:
-            dummy = np.zeros((*self.input_size, 3), np.uint8)
-            x = np.zeros(self.input_size, np.float32) if expect_modality else None
-            for _ in range(2):
-                self.predict(dummy, depth=x, lidar_depth=x, K=np.eye(3))
+            self.warm_up()
+
+    def warm_up(self) -> None:
+        """Two passes on a blank frame, so the first real frame's latency is not the allocator's."""
+        dummy = np.zeros((*self.input_size, 3), np.uint8)
+        x = np.zeros(self.input_size, np.float32) if self.modality else None
+        for _ in range(2):
+            self.predict(dummy, depth=x, lidar_depth=x, K=np.eye(3))
 
     def _target_size(self, h: int, w: int) -> tuple[int, int]:
         if self.resize_policy == "stretch":
