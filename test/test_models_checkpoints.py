@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from lix_ros.core.checkpoint import CheckpointError, atomic_save, load_model, make_checkpoint, read_checkpoint
-from lix_ros.core.metrics import confusion_matrix, scores_from_confusion
+from lix_ros.core.metrics import confusion_matrix, labelled_miou, scores_from_confusion
 from lix_ros.data.classes import CLASS_NAMES
 from lix_ros.models import ModelConfig, build_model
 
@@ -126,6 +126,22 @@ def test_out_of_range_predictions_are_false_negatives():
     gt = rng.integers(0, 3, 10_000)
     pred = np.where(rng.random(10_000) < 0.05, 255, gt)
     assert scores_from_confusion(confusion_matrix(gt, pred, 3)).miou == pytest.approx(0.95, abs=0.01)
+
+
+def test_labelled_miou_averages_only_the_classes_the_labels_contain():
+    """One pixel predicted as a class no label contains: the standard mIoU averages that class in with IoU 0;
+    the labelled-class mIoU does not, and still counts the pixel as a miss of its true class."""
+    target = np.zeros((100, 100), np.int64)
+    target[:, 50:] = 1
+    prediction = target.copy()
+    prediction[0, 0] = 2  # class 2 is in no label
+    scores = scores_from_confusion(confusion_matrix(target, prediction, 3))
+    assert scores.iou[2] == 0.0 and scores.miou == pytest.approx((4999 / 5000 + 1) / 3)
+    as_dict = scores.as_dict(["a", "b", "c"])
+    labelled = labelled_miou(as_dict["per_class_iou"], as_dict["support"])
+    assert labelled == pytest.approx((4999 / 5000 + 1) / 2)
+    assert labelled < 1.0  # the stray pixel is still an error of class 0
+    assert np.isnan(labelled_miou({"a": None}, {"a": 0}))
 
 
 def _tiny_checkpoint(tmp_path):
