@@ -143,3 +143,31 @@ def test_committed_results_agree_with_the_configs_and_checkpoints():
     for name, row in (("student_small.pt", "lix"), ("student_supervised_small.pt", "student")):
         meta = torch.load(f"lix_ros/checkpoints/{name}", weights_only=True)["training"]["benchmark"]
         assert meta["row"] == row and meta["variant"] == rows[row]["variant"] and meta["seed"] == 0
+
+
+def test_a_finished_search_makes_its_seeds_and_ablations_ready_without_waiting_for_other_searches(tmp_path):
+    """The scheduler keeps slots busy: row A's chosen seeds and ablations are ready as soon as A's search has
+    finished, while row B's search is still running; the choice is the best val mIoU of the first seed."""
+    from lix_training.bench_kd import Bench, variant_key
+
+    variants = [{"set": [f"steps={n}"]} for n in (1, 2, 3)]
+    bench = {"rows": {"student": {}, "a": {"variants": variants}, "b": {"variants": variants},
+                      "a_ablated": {"ablation_of": "a", "patch": {}}}}
+    runner = Bench(bench, ["student", "a", "a_ablated", "b"], [0, 1, 2], tmp_path, tmp_path / "t.pt", [], {}, 2,
+                   report_only=False)
+
+    def ready() -> set[tuple[str, str, int]]:
+        return {(j["row"], variant_key(j["variant"]), j["seed"]) for j in runner.ready_jobs()}
+
+    before = ready()
+    assert {("student", variant_key({}), s) for s in (0, 1, 2)} <= before
+    assert {(r, variant_key(v), 0) for r in ("a", "b") for v in variants} <= before
+    assert not any(seed > 0 for row, _, seed in before if row != "student")  # nothing chosen yet
+    for score, variant in zip((0.5, 0.7, 0.6), variants):
+        runner.results[("a", variant_key(variant), 0)] = {"val": {"miou": score}}
+    runner.results[("b", variant_key(variants[0]), 0)] = {"val": {"miou": 0.9}}  # b's search unfinished
+    after = ready() - before
+    chosen = variant_key(variants[1])
+    assert {("a", chosen, 1), ("a", chosen, 2)} <= after
+    assert {row for row, _, _ in after} == {"a", "a_ablated"}
+    assert {seed for row, _, seed in after if row == "a_ablated"} == {0, 1, 2}

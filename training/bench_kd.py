@@ -10,10 +10,11 @@ Protocol (docs/distillation.md, "Benchmark protocol"):
   * per row and test: mean +- std over seeds, and the paired difference to the supervised student (same
     seeds) with a 95 % t confidence interval.
 
-Runs are separate `lix-train` processes (`--jobs` at a time, one thread each). A run directory is named
-by the row, a hash of its variant and the seed: a finished run (result.json) is reused, a killed run
-continues from its last checkpoint (`lix-train --resume`), changing a variant starts a new run, and a run
-folder made with another preset or teacher (settings.json) is refused instead of silently reused.
+Runs are separate `lix-train` processes (`--jobs` at a time, one thread each; a row whose search has
+finished starts its other seeds and ablations at once, filling free slots while other rows still search).
+A run directory is named by the row, a hash of its variant and the seed: a finished run (result.json) is
+reused, a killed run continues from its last checkpoint (`lix-train --resume`), changing a variant starts a
+new run, and a run folder made with another preset or teacher (settings.json) is refused instead of silently reused.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import statistics
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from pathlib import Path
 
 import yaml
@@ -161,27 +162,12 @@ class Bench:
         return {"row": row, "variant": variant, "seed": seed,
                 "dir": self.out / "runs" / row / f"{variant_key(variant)}_seed{seed}"}
 
-    def _run(self, jobs: list[dict]) -> None:
-        todo = []
-        for job in jobs:
-            key = (job["row"], variant_key(job["variant"]), job["seed"])
-            if key in self.results:
-                continue
-            if self.report_only:
-                path = job["dir"] / "result.json"
-                if path.exists():
-                    self.results[key] = json.loads(path.read_text())
-                continue
-            todo.append((key, job))
-        with ThreadPoolExecutor(max_workers=max(1, self.jobs)) as pool:
-            futures = [(key, pool.submit(run_one, job, self.teacher, self.base, self.data_cfg)) for key, job in todo]
-            for key, future in futures:
-                result = future.result()
-                self.results[key] = result
-                print(f"{result['row']:>18s} {result['key']} seed {result['seed']}: "
-                      f"val {100 * result['val']['miou']:.2f}  test-in {100 * result['test_in']['miou']:.2f}  "
-                      f"test-shift {100 * result['test']['miou']:.2f}"
-                      f"  ({result['sec_per_step']:.3f} s/step)", flush=True)
+    def _record(self, key: tuple[str, str, int], result: dict) -> None:
+        self.results[key] = result
+        print(f"{result['row']:>18s} {result['key']} seed {result['seed']}: "
+              f"val {100 * result['val']['miou']:.2f}  test-in {100 * result['test_in']['miou']:.2f}  "
+              f"test-shift {100 * result['test']['miou']:.2f}"
+              f"  ({result['sec_per_step']:.3f} s/step)", flush=True)
 
     def variants(self, row: str) -> list[dict]:
         spec = self.bench["rows"][row]
@@ -201,25 +187,49 @@ class Bench:
             candidates.append((result["val"]["miou"], variant))
         return max(candidates, key=lambda c: c[0])[1]
 
-    def run(self) -> None:
-        first = self.seeds[0]
-        # Phase 1: every search variant on the first seed (and every non-searched row on every seed).
-        phase1 = []
+    def ready_jobs(self) -> list[dict]:
+        """Every run whose variant is known now: each search variant on the first seed (every seed for a row
+        without a search), then, once a row's search has finished, its chosen variant on every seed and the
+        ablations of that choice."""
+        first, jobs = self.seeds[0], []
         for row in self.rows:
             spec = self.bench["rows"][row]
-            if "ablation_of" in spec:
-                continue
-            variants = self.variants(row)
-            seeds = [first] if len(variants) > 1 else self.seeds
-            phase1 += [self._job(row, v, s) for v in variants for s in seeds]
-        self._run(phase1)
-        # Phase 2: the chosen variants on the remaining seeds, and the ablations of the chosen variants.
-        phase2 = []
+            if "ablation_of" not in spec:
+                variants = self.variants(row)
+                seeds = [first] if len(variants) > 1 else self.seeds
+                jobs += [self._job(row, v, s) for v in variants for s in seeds]
         for row in self.rows:
             variant = self.chosen(row)
             if variant is not None:
-                phase2 += [self._job(row, variant, s) for s in self.seeds]
-        self._run(phase2)
+                jobs += [self._job(row, variant, s) for s in self.seeds]
+        return jobs
+
+    def run(self) -> None:
+        """Runs every ready job, `jobs` at a time; a finished search makes its row's other seeds and its
+        ablations ready at once, so they fill free slots instead of waiting for the other rows' searches."""
+        def key_of(job: dict) -> tuple[str, str, int]:
+            return job["row"], variant_key(job["variant"]), job["seed"]
+
+        if self.report_only:
+            while True:
+                found = [(key_of(j), j["dir"] / "result.json") for j in self.ready_jobs()]
+                found = [(k, p) for k, p in found if k not in self.results and p.exists()]
+                if not found:
+                    return
+                for key, path in found:
+                    self.results[key] = json.loads(path.read_text())
+        with ThreadPoolExecutor(max_workers=max(1, self.jobs)) as pool:
+            running: dict = {}
+            while True:
+                for job in self.ready_jobs():
+                    key = key_of(job)
+                    if key not in self.results and key not in running.values():
+                        running[pool.submit(run_one, job, self.teacher, self.base, self.data_cfg)] = key
+                if not running:
+                    return
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    self._record(running.pop(future), future.result())
 
 
 # ---------------------------------------------------------------------------------------------- report
