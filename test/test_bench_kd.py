@@ -128,8 +128,9 @@ def test_student_config_is_the_full_preset():
 
 
 def test_committed_results_agree_with_the_configs_and_checkpoints():
-    """The committed benchmark results chose the variant student_lix.yaml trains, and the committed default
-    students are those runs (their training metadata names the row and variant)."""
+    """The committed benchmark results chose the variants the shipped configs train (student_lix_channel.yaml:
+    the default student; student_lix.yaml: pixel-wise LIX), and the committed students are those runs (their
+    training metadata names the row and variant)."""
     from pathlib import Path
 
     import torch
@@ -138,9 +139,11 @@ def test_committed_results_agree_with_the_configs_and_checkpoints():
 
     report = json.loads(Path("benchmarks/results/bench_kd_full/results.json").read_text())
     rows = {r["row"]: r for r in report["rows"]}
-    shipped = load_config("config/training/student_lix.yaml")["distill"]["methods"]
-    assert shipped == rows["lix"]["variant"]["distill"]
-    for name, row in (("student_small.pt", "lix"), ("student_supervised_small.pt", "student")):
+    for config, row in (("student_lix_channel.yaml", "lix_channel"), ("student_lix.yaml", "lix")):
+        shipped = load_config(f"config/training/{config}")
+        assert shipped["distill"]["methods"] == rows[row]["variant"]["distill"], config
+        assert shipped["steps"] == load_config("config/training/student.yaml")["steps"]
+    for name, row in (("student_small.pt", "lix_channel"), ("student_supervised_small.pt", "student")):
         meta = torch.load(f"lix_ros/checkpoints/{name}", weights_only=True)["training"]["benchmark"]
         assert meta["row"] == row and meta["variant"] == rows[row]["variant"] and meta["seed"] == 0
 

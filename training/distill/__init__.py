@@ -1,11 +1,11 @@
 """Distillation methods, one per module, selected and weighted by the training YAML
-(config/training/student_lix.yaml):
+(config/training/student_lix_channel.yaml, the default student; student_lix.yaml, pixel-wise LIX):
 
     distill:
       teacher: lix_ros/checkpoints/teacher_depth_small.pt
       methods:
-        - {name: lix_logit, alpha: 1.0, beta: 1.0, temperature: 1.0, weight: 0.5, warmup_steps: 300}
-        - {name: lix_feature, weight: 1.0}
+        - {name: lix_channel, temperature: 4.0, weight: 1.0}
+        - {name: lix_feature, weight: 3.0}
 """
 
 from __future__ import annotations
