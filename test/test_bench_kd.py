@@ -139,11 +139,11 @@ def test_committed_results_agree_with_the_configs_and_checkpoints():
 
     report = json.loads(Path("benchmarks/results/bench_kd_full/results.json").read_text())
     rows = {r["row"]: r for r in report["rows"]}
-    for config, row in (("student_lix_channel.yaml", "lix_channel"), ("student_lix.yaml", "lix")):
+    for config, row in (("student_lix_channel.yaml", "lix_channel_logit_only"), ("student_lix.yaml", "lix")):
         shipped = load_config(f"config/training/{config}")
         assert shipped["distill"]["methods"] == rows[row]["variant"]["distill"], config
         assert shipped["steps"] == load_config("config/training/student.yaml")["steps"]
-    for name, row in (("student_small.pt", "lix_channel"), ("student_supervised_small.pt", "student")):
+    for name, row in (("student_small.pt", "lix_channel_logit_only"), ("student_supervised_small.pt", "student")):
         meta = torch.load(f"lix_ros/checkpoints/{name}", weights_only=True)["training"]["benchmark"]
         assert meta["row"] == row and meta["variant"] == rows[row]["variant"] and meta["seed"] == 0
 

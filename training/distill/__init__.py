@@ -5,7 +5,7 @@
       teacher: lix_ros/checkpoints/teacher_depth_small.pt
       methods:
         - {name: lix_channel, temperature: 4.0, weight: 1.0}
-        - {name: lix_feature, weight: 3.0}
+        - {name: lix_feature, weight: 3.0}   # LIX's feature side (pixel-wise LIX: student_lix.yaml)
 """
 
 from __future__ import annotations
