@@ -150,7 +150,8 @@ def test_committed_results_agree_with_the_configs_and_checkpoints():
 
 def test_a_finished_search_makes_its_seeds_and_ablations_ready_without_waiting_for_other_searches(tmp_path):
     """The scheduler keeps slots busy: row A's chosen seeds and ablations are ready as soon as A's search has
-    finished, while row B's search is still running; the choice is the best val mIoU of the first seed."""
+    finished, while row B's search is still running, and they start first; the choice is the best val mIoU of
+    the first seed."""
     from lix_training.bench_kd import Bench, variant_key
 
     variants = [{"set": [f"steps={n}"]} for n in (1, 2, 3)]
@@ -159,8 +160,11 @@ def test_a_finished_search_makes_its_seeds_and_ablations_ready_without_waiting_f
     runner = Bench(bench, ["student", "a", "a_ablated", "b"], [0, 1, 2], tmp_path, tmp_path / "t.pt", [], {}, 2,
                    report_only=False)
 
+    def ordered() -> list[tuple[str, str, int]]:
+        return [(j["row"], variant_key(j["variant"]), j["seed"]) for j in runner.ready_jobs()]
+
     def ready() -> set[tuple[str, str, int]]:
-        return {(j["row"], variant_key(j["variant"]), j["seed"]) for j in runner.ready_jobs()}
+        return set(ordered())
 
     before = ready()
     assert {("student", variant_key({}), s) for s in (0, 1, 2)} <= before
@@ -174,3 +178,5 @@ def test_a_finished_search_makes_its_seeds_and_ablations_ready_without_waiting_f
     assert {("a", chosen, 1), ("a", chosen, 2)} <= after
     assert {row for row, _, _ in after} == {"a", "a_ablated"}
     assert {seed for row, _, seed in after if row == "a_ablated"} == {0, 1, 2}
+    # the finished search's row goes first: whole rows complete before other rows' searches continue
+    assert [row for row, _, _ in ordered()[:6]] == ["a"] * 3 + ["a_ablated"] * 3

@@ -11,7 +11,7 @@ Protocol (docs/distillation.md, "Benchmark protocol"):
     seeds) with a 95 % t confidence interval.
 
 Runs are separate `lix-train` processes (`--jobs` at a time, one thread each; a row whose search has
-finished starts its other seeds and ablations at once, filling free slots while other rows still search).
+finished runs its other seeds and ablations next, ahead of other rows' searches, so rows complete early).
 A run directory is named by the row, a hash of its variant and the seed: a finished run (result.json) is
 reused, a killed run continues from its last checkpoint (`lix-train --resume`), changing a variant starts a
 new run, and a run folder made with another preset or teacher (settings.json) is refused instead of silently reused.
@@ -188,25 +188,26 @@ class Bench:
         return max(candidates, key=lambda c: c[0])[1]
 
     def ready_jobs(self) -> list[dict]:
-        """Every run whose variant is known now: each search variant on the first seed (every seed for a row
-        without a search), then, once a row's search has finished, its chosen variant on every seed and the
-        ablations of that choice."""
-        first, jobs = self.seeds[0], []
+        """Every run whose variant is known now, in the order they should start: first the rows whose search
+        has finished (their chosen variant on every seed, then their ablations), so rows complete early
+        (an interrupted table then has whole rows), then each search variant on the first seed (every seed for
+        a row without a search)."""
+        first, chosen, searches = self.seeds[0], [], []
         for row in self.rows:
+            variant = self.chosen(row)
+            if variant is not None:
+                chosen += [self._job(row, variant, s) for s in self.seeds]
             spec = self.bench["rows"][row]
             if "ablation_of" not in spec:
                 variants = self.variants(row)
                 seeds = [first] if len(variants) > 1 else self.seeds
-                jobs += [self._job(row, v, s) for v in variants for s in seeds]
-        for row in self.rows:
-            variant = self.chosen(row)
-            if variant is not None:
-                jobs += [self._job(row, variant, s) for s in self.seeds]
-        return jobs
+                searches += [self._job(row, v, s) for v in variants for s in seeds]
+        return chosen + searches
 
     def run(self) -> None:
-        """Runs every ready job, `jobs` at a time; a finished search makes its row's other seeds and its
-        ablations ready at once, so they fill free slots instead of waiting for the other rows' searches."""
+        """Keeps `jobs` runs going; each time one ends, the first ready run not yet done starts. A finished
+        search makes its row's other seeds and its ablations ready at once, so they go ahead of other rows'
+        searches instead of waiting for them."""
         def key_of(job: dict) -> tuple[str, str, int]:
             return job["row"], variant_key(job["variant"]), job["seed"]
 
@@ -222,6 +223,8 @@ class Bench:
             running: dict = {}
             while True:
                 for job in self.ready_jobs():
+                    if len(running) >= max(1, self.jobs):
+                        break
                     key = key_of(job)
                     if key not in self.results and key not in running.values():
                         running[pool.submit(run_one, job, self.teacher, self.base, self.data_cfg)] = key
