@@ -188,10 +188,10 @@ class Bench:
         return max(candidates, key=lambda c: c[0])[1]
 
     def ready_jobs(self) -> list[dict]:
-        """Every run whose variant is known now, in the order they should start: first the rows whose search
-        has finished (their chosen variant on every seed, then their ablations), so rows complete early
-        (an interrupted table then has whole rows), then each search variant on the first seed (every seed for
-        a row without a search)."""
+        """Every run whose variant is known now, in the order they should start: first, in row order, every
+        row whose variant is chosen (a finished search's choice, or an ablation of it) on every seed, so rows
+        complete early (an interrupted table then has whole rows); then each search variant on the first seed
+        (every seed for a row without a search)."""
         first, chosen, searches = self.seeds[0], [], []
         for row in self.rows:
             variant = self.chosen(row)
@@ -219,11 +219,12 @@ class Bench:
                     return
                 for key, path in found:
                     self.results[key] = json.loads(path.read_text())
-        with ThreadPoolExecutor(max_workers=max(1, self.jobs)) as pool:
+        slots = max(1, self.jobs)
+        with ThreadPoolExecutor(max_workers=slots) as pool:
             running: dict = {}
             while True:
                 for job in self.ready_jobs():
-                    if len(running) >= max(1, self.jobs):
+                    if len(running) >= slots:
                         break
                     key = key_of(job)
                     if key not in self.results and key not in running.values():

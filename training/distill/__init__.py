@@ -1,11 +1,11 @@
 """Distillation methods, one per module, selected and weighted by the training YAML
-(config/training/student_lix_channel.yaml, the default student; student_lix.yaml, pixel-wise LIX):
+(the default student's config/training/student_lix_channel.yaml below; pixel-wise LIX in student_lix.yaml
+adds `lix_feature`, LIX's feature side, beside its `lix_logit`):
 
     distill:
       teacher: lix_ros/checkpoints/teacher_depth_small.pt
       methods:
         - {name: lix_channel, temperature: 4.0, weight: 1.0}
-        - {name: lix_feature, weight: 3.0}   # LIX's feature side (pixel-wise LIX: student_lix.yaml)
 """
 
 from __future__ import annotations
