@@ -11,6 +11,10 @@
    beside it, which splits the ratio into "the same model call is slower inside the node while the probe and
    DDS share the cores" and "transport + decode + encode". --threads sets the intra-op threads in this
    process and in the node alike.
+   Beside it, the transport floor: the same probe and frames through a relay process (rclpy, one executor
+   thread, the node's QoS) that decodes each frame and publishes an empty mask of its size with its header,
+   with no model: what any Python node pays to receive an image and send a mask back. e2e - in-node minus
+   that floor is what lix_ros's node itself adds around the model call.
 3. Student vs teacher throughput (frames/s, model-only, 640x480), per backend.
 4. Memory: resident size of the node process after 100 frames and after --memory-frames frames.
 --quick: 20 frames per cell, 10 Hz only, no teacher and no memory run (well under a minute).
@@ -19,7 +23,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -69,7 +75,73 @@ def stage(text: str) -> None:
     print(f"[bench_nodes] {text}", file=sys.stderr, flush=True)
 
 
-def end_to_end(backend: str, inputs: dict, rates: tuple[int, ...], args, model_ms: dict) -> list[str]:
+def relay_main() -> None:
+    """--relay (internal): image -> decode -> empty mono8 mask of its size, header copied; no model."""
+    import rclpy
+    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+
+    from lix_ros.core.image_codec import decode_color
+    from lix_ros.nodes.common import OUTPUT_QOS, input_qos, mono8_msg
+
+    rclpy.init()
+    node = rclpy.create_node("bench_relay")
+    publisher = node.create_publisher(Image, "/bench/relay/lix/semantic", OUTPUT_QOS)
+
+    def relay(msg: Image) -> None:
+        rgb = decode_color(msg.encoding, msg.height, msg.width, msg.step, msg.data, msg.is_bigendian)
+        publisher.publish(mono8_msg(msg.header, np.zeros(rgb.shape[:2], np.uint8)))
+
+    node.create_subscription(Image, "/bench/relay/camera", relay, input_qos("best_effort", 1))
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    with contextlib.suppress(KeyboardInterrupt, ExternalShutdownException):
+        executor.spin()
+
+
+def publish_and_time(probe: Probe, topic: str, tag: str, rgb: np.ndarray, frames: int, rate: int,
+                     received: dict[str, float]) -> np.ndarray:
+    """Publish `frames` frames at `rate` and return the publish -> receipt latencies (ms) of those answered."""
+    sent: dict[str, float] = {}
+    for i in range(frames):
+        frame_id = f"{tag}_{i}"
+        msg = image(probe.stamp(time.time()), frame_id, rgb)
+        sent[frame_id] = time.perf_counter()
+        probe.publishers[topic].publish(msg)
+        probe.spin(1.0 / rate)
+    probe.spin(1.0)
+    return np.array([(received[k] - t) * 1000 for k, t in sent.items() if k in received])
+
+
+def transport_floor(inputs: dict, rates: tuple[int, ...], args) -> dict[tuple[str, int], float]:
+    """Median publish -> receipt latency (ms) through the relay (no model) per (input, rate)."""
+    stage("transport floor: relay process (decode + empty mask, no model)")
+    relay = subprocess.Popen([sys.executable, __file__, "--relay"], env=os.environ.copy(),
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    probe = Probe("lix_bench_probe_relay")
+    received: dict[str, float] = {}
+    probe.node.create_subscription(Image, "/bench/relay/lix/semantic",
+                                   lambda m: received.setdefault(m.header.frame_id, time.perf_counter()), 50)
+    probe.publisher(Image, "/bench/relay/camera")
+    floor = {}
+    try:
+        probe.wait_matched("/bench/relay/camera", timeout=60)
+        for name, rgb in inputs.items():
+            for rate in rates:
+                latency = publish_and_time(probe, "/bench/relay/camera", f"relay_{name}_{rate}", rgb,
+                                           args.frames, rate, received)
+                floor[(name, rate)] = float(np.median(latency)) if len(latency) else float("nan")
+    finally:
+        probe.close()
+        relay.send_signal(2)
+        try:
+            relay.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            relay.kill()
+    return floor
+
+
+def end_to_end(backend: str, inputs: dict, rates: tuple[int, ...], args, model_ms: dict,
+               floor: dict[tuple[str, int], float]) -> list[str]:
     """Rows of the end-to-end table for one backend (a fresh lix-bringup with `backend` set)."""
     stage(f"{backend}: starting the student node (lix-bringup)")
     params = Path(tempfile.mkdtemp()) / "bench_params.yaml"
@@ -90,24 +162,18 @@ def end_to_end(backend: str, inputs: dict, rates: tuple[int, ...], args, model_m
         for name, rgb in inputs.items():
             for rate in rates:
                 stage(f"{backend}: end to end, {args.frames} frames of {name} at {rate} Hz")
-                sent: dict[str, float] = {}
                 node_ms.clear()
-                for i in range(args.frames):
-                    frame_id = f"{backend}_{name}_{rate}_{i}"
-                    msg = image(probe.stamp(time.time()), frame_id, rgb)
-                    sent[frame_id] = time.perf_counter()
-                    probe.publishers["/bench/camera"].publish(msg)
-                    probe.spin(1.0 / rate)
-                probe.spin(1.0)
-                latency = np.array([(received[k] - t) * 1000 for k, t in sent.items() if k in received])
+                latency = publish_and_time(probe, "/bench/camera", f"{backend}_{name}_{rate}", rgb, args.frames,
+                                           rate, received)
                 if not len(latency):
-                    rows.append(f"| {backend} | {name} | {rate} Hz | no output received | | | | | |")
+                    rows.append(f"| {backend} | {name} | {rate} Hz | no output received | | | | | | | |")
                     continue
                 m, in_node = model_ms[(backend, name)], np.median(node_ms) if node_ms else float("nan")
+                e2e, relay = np.median(latency), floor[(name, rate)]
                 rows.append(f"| {backend} | {name} | {rate} Hz | {np.median(m):.1f} / {np.percentile(m, 99):.1f} | "
-                            f"{in_node:.1f} | {np.median(latency):.1f} / {np.percentile(latency, 99):.1f} | "
-                            f"{np.median(latency) / np.median(m):.2f} | {np.median(latency) / in_node:.2f} | "
-                            f"{len(sent) - len(latency)} |")
+                            f"{in_node:.1f} | {e2e:.1f} / {np.percentile(latency, 99):.1f} | {relay:.1f} | "
+                            f"{e2e - in_node - relay:+.1f} | {e2e / np.median(m):.2f} | {e2e / in_node:.2f} | "
+                            f"{args.frames - len(latency)} |")
         if not args.quick and backend == args.backends[-1]:
             rows.append(memory_run(probe, bringup.process.pid, inputs, args))
     finally:
@@ -168,7 +234,14 @@ def memory_run(probe, pid: int, inputs: dict, args) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    if sys.argv[1:] == ["--relay"]:
+        relay_main()
+        return
+
+    class Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+        pass
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=Formatter)
     parser.add_argument("--backends", default="torch,onnxruntime", help="comma-separated, of " + ", ".join(BACKENDS))
     parser.add_argument("--frames", type=int, default=100, help="frames per latency measurement")
     parser.add_argument("--memory-frames", type=int, default=10_000)
@@ -216,13 +289,16 @@ def main() -> None:
                   f"teacher (RGB + depth) {1000 / np.median(teacher_ms):.1f} frames/s "
                   f"(ratio {np.median(teacher_ms) / np.median(student_ms):.2f}x)")
 
+    camera_inputs = {k: v for k, v in inputs.items() if k != "model input"}
+    floor = transport_floor(camera_inputs, rates, args)
     rows = []
     for b in args.backends:
-        rows += end_to_end(b, {k: v for k, v in inputs.items() if k != "model input"}, rates, args, model_ms)
+        rows += end_to_end(b, camera_inputs, rates, args, model_ms, floor)
     rows.append(two_cameras(args.backends[-1], inputs["640x480"], args))
     print("\n| backend | input | rate | model-only median / p99 (ms) | in-node processing median (ms) | "
-          "end-to-end median / p99 (ms) | e2e / model-only | e2e / in-node | frames lost (stale) |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+          "end-to-end median / p99 (ms) | transport floor median (ms) | node overhead (ms) | e2e / model-only | "
+          "e2e / in-node | frames lost (stale) |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for row in rows:
         if row.startswith("|"):
             print(row)

@@ -19,7 +19,7 @@ def run_nodes(factories: list, args: list[str] | None = None) -> int:
         return 0
     configure_dds_env()
     import rclpy
-    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 
     from lix_ros.core.checkpoint import CheckpointError
 
@@ -36,7 +36,11 @@ def run_nodes(factories: list, args: list[str] | None = None) -> int:
                 error = node.autostart()
                 if error is not None:
                     raise CheckpointError(error)
-        executor = MultiThreadedExecutor(num_threads=max(2, len(nodes) * 2))
+        # One executor thread: the callbacks only store frames (each node's worker thread runs the model), and
+        # a thread pool's hand-offs cost more than they save (bench_nodes.py, 10 Hz quick run: end to end /
+        # in-node at 640x480 1.32-1.35 single-threaded vs 1.42-1.61 with MultiThreadedExecutor, two
+        # cameras 18-19 vs 23-26 ms median).
+        executor = SingleThreadedExecutor()
         for node in nodes:
             executor.add_node(node)
         executor.spin()
