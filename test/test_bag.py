@@ -73,6 +73,7 @@ def test_eval_runs_models_and_writes_a_self_contained_report(bag, tmp_path):
     assert result.returncode == 0, result.stderr
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["mode"] == "run" and report["frames"] == 4 and not report["partial"]
+    assert report["student_checkpoint"] == "packaged default (student_small.pt)"  # which file produced it
     assert 0.3 < report["student_vs_gt"]["miou"] <= 1 and 0.3 < report["teacher_vs_gt"]["miou"] <= 1
     assert report["latency"]["student"]["count"] == 4
     page = (tmp_path / "report.html").read_text()
@@ -83,7 +84,7 @@ def test_eval_runs_models_and_writes_a_self_contained_report(bag, tmp_path):
     assert all("student_miou" in f and "student_ms" in f for f in report["per_frame"])
     assert "| road |" in (tmp_path / "report.md").read_text()
     # Deterministic: the same bag gives the same numbers.
-    again = lix_bag("eval", str(bag), "--out", str(tmp_path / "again"), "--quiet")
+    again = lix_bag("eval", str(bag), "--out", str(tmp_path / "again"), "--quiet", "--threads", "1")
     assert again.returncode == 0
     assert json.loads((tmp_path / "again" / "report.json").read_text())["confusion"] == report["confusion"]
 

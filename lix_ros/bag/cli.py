@@ -132,6 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="inference engine for --mode run (as the nodes' backend parameter)")
     ev.add_argument("--providers", nargs="+", default=["CPUExecutionProvider"],
                     help="ONNX Runtime execution providers in order of preference")
+    ev.add_argument("--threads", type=number(int, 0, 64), default=0,
+                    help="intra-op threads per model (0: the engine's default; 1 on a busy machine)")
     ev.add_argument("--max-frames", type=int)
     ev.add_argument("--samples", type=int, default=6)
     ev.add_argument("--quiet", action="store_true")
@@ -194,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
         from lix_ros.bag.report import summary_lines
 
         options = EvalOptions(args.mode, args.student, args.teacher, args.lidar_to_camera, args.samples,
-                              args.max_frames, args.quiet, args.backend, tuple(args.providers))
+                              args.max_frames, args.quiet, args.backend, tuple(args.providers), args.threads)
         report = evaluate_bag(args.bag, options, topic_map(args))
         if report["frames"] == 0:
             reason = report["skipped"][0]["reason"] if report["skipped"] else report["partial_reason"] or "no frames"

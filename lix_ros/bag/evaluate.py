@@ -43,6 +43,14 @@ class EvalOptions:
     quiet: bool = False
     backend: str = "onnxruntime"  # as the nodes run the models
     providers: tuple[str, ...] = ("CPUExecutionProvider",)
+    threads: int = 0  # intra-op threads (0: the engine's default), as the nodes' parameter
+
+
+def _checkpoint_name(path: str | None, kind: str) -> str:
+    """What the report names as a model: the given path, or the packaged default's file."""
+    from lix_ros.core.default_checkpoints import default_checkpoint
+
+    return path or f"packaged default ({Path(default_checkpoint(kind)).name})"
 
 
 def _stats(values: list[float]) -> dict:
@@ -97,7 +105,7 @@ def load_teacher(path: str | Path, frames: BagFrames, options: EvalOptions, topi
     models = _Models()
     # Warmed up only once it is known to run: a bag without its geometry should not pay for it.
     teacher = Segmenter(options.teacher or default_checkpoint("teacher"), expect_modality=ANY_GEOMETRY,
-                        backend=options.backend, providers=options.providers, warmup=False)
+                        backend=options.backend, providers=options.providers, threads=options.threads, warmup=False)
     models.teacher_modality = teacher.modality
     needs = "points" if models.teacher_modality == "lidar" else "depth"
     missing = [getattr(topics, role) for role in (needs, "camera_info") if not frames.has(role)]
@@ -123,7 +131,7 @@ def load_models(path: str | Path, frames: BagFrames, options: EvalOptions, topic
 
     models = load_teacher(path, frames, options, topics)
     models.student = Segmenter(options.student or default_checkpoint("student"), backend=options.backend,
-                               providers=options.providers)
+                               providers=options.providers, threads=options.threads)
     return models
 
 
@@ -220,8 +228,9 @@ def evaluate_bag(path: str | Path, options: EvalOptions, topics: TopicMap | None
         "partial": frames.partial, "partial_reason": frames.stream.partial_reason,
         "unknown_message_types": sorted(frames.stream.unknown_types),
         "topics": {role: topic for role, topic in topics.__dict__.items() if frames.has(role)},
-        "student_checkpoint": (options.student or "packaged default") if mode == "run" else topics.student,
-        "teacher_checkpoint": ((options.teacher or "packaged default") if models.teacher else None) if mode == "run"
+        "student_checkpoint": _checkpoint_name(options.student, "student") if mode == "run" else topics.student,
+        "teacher_checkpoint": (_checkpoint_name(options.teacher, "teacher") if models.teacher else None)
+        if mode == "run"
         else (topics.teacher if frames.has("teacher") else None),
         "teacher_not_run": models.teacher_not_run if mode == "run" else (
             None if frames.has("teacher") else f"the bag has no recorded teacher output ({topics.teacher})"),
