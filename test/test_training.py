@@ -206,6 +206,24 @@ def test_config_inherits_from_its_base(tmp_path):
     assert [m["name"] for m in shipped["distill"]["methods"]] == ["lix_logit", "lix_feature"]
 
 
+def test_numbers_in_exponent_form_are_numbers_and_optimiser_values_are_checked(tmp_path):
+    """`--set optim.lr=1e-4` (and lr: 2e-05 in a file) must reach the optimiser as a float: PyYAML's YAML 1.1
+    rule reads them as strings, which crashed lix-finetune --lr 2e-5 with a TypeError deep in AdamW."""
+    from lix_training.config import ConfigError, load_config
+
+    assert load_config(None, ["optim.lr=1e-4"])["optim"]["lr"] == pytest.approx(1e-4)
+    (tmp_path / "c.yaml").write_text("optim: {lr: 2e-05, weight_decay: 1E-6}\n"
+                                     "distill: {methods: [{name: kd, weight: 3e-1}]}\n")
+    config = load_config(tmp_path / "c.yaml")
+    assert config["optim"]["lr"] == pytest.approx(2e-5) and config["optim"]["weight_decay"] == pytest.approx(1e-6)
+    assert config["distill"]["methods"][0]["weight"] == pytest.approx(0.3)
+    assert load_config(None, ["out_dir=1e-4x"])["out_dir"] == "1e-4x"  # not a number: stays text
+    for override, message in (("optim.lr=fast", "optim.lr must be a number"), ("optim.lr=0", "optim.lr must be > 0"),
+                              ("optim.warmup_steps=2.5", "optim.warmup_steps must be an integer")):
+        with pytest.raises(ConfigError, match=message):
+            load_config(None, [override])
+
+
 def test_resume_accepts_a_run_that_predates_new_config_keys():
     """A last.pt written before a config key existed resumes if the key has its default (benchmarks span
     harness versions); a real change is still refused."""

@@ -32,12 +32,10 @@ import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from pathlib import Path
 
-import yaml
-
 from lix_ros.cli.common import CliError, DefaultsHelpFormatter, friendly_errors
 from lix_ros.core.constants import DATA_CACHE_DIR
 from lix_ros.core.metrics import labelled_miou
-from lix_training.config import load_config
+from lix_training.config import load_config, parse_yaml
 from lix_training.evaluate import evaluate_checkpoint
 
 
@@ -420,7 +418,7 @@ def plot(bench: Bench, rows: list[dict], teacher_scores: dict[str, float], bars_
 def _load_bench(path: Path, preset_name: str) -> tuple[dict, dict]:
     if not path.is_file():
         raise CliError(f"benchmark config not found: {path}")
-    bench = yaml.safe_load(path.read_text())
+    bench = parse_yaml(path.read_text())
     if preset_name not in bench["presets"]:
         raise CliError(f"unknown preset {preset_name!r}; expected one of {sorted(bench['presets'])}")
     for name, spec in bench["rows"].items():

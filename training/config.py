@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import re
 from pathlib import Path
 
 import yaml
@@ -73,6 +74,22 @@ DEFAULTS: dict = {
 DATA_SOURCES = ("synthetic", "cityscapes", "kitti", "vkitti2", "bag")
 
 
+class _Loader(yaml.SafeLoader):
+    """safe_load, except that 1e-4 and 2e-05 are floats (YAML 1.2, JSON and Python agree; PyYAML's YAML 1.1
+    rule wants a dot and would hand `--set optim.lr=1e-4` to the optimiser as the string '1e-4')."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"))
+
+
+def parse_yaml(text: str):
+    """YAML text as Python values, safely (no object construction), numbers in exponent form as floats."""
+    return yaml.load(text, Loader=_Loader)  # _Loader is a SafeLoader: no object construction
+
+
 class ConfigError(ValueError):
     pass
 
@@ -101,7 +118,7 @@ def _parse_override(text: str) -> tuple[list[str], object]:
     if "=" not in text:
         raise ConfigError(f"override {text!r} must look like key.sub=value")
     key, _, raw = text.partition("=")
-    return key.strip().split("."), yaml.safe_load(raw)
+    return key.strip().split("."), parse_yaml(raw)
 
 
 def _deep_update(base: dict, override: dict) -> dict:
@@ -121,7 +138,7 @@ def read_config_file(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict:
     if path.resolve() in _seen:
         raise ConfigError(f"{path}: 'base' chain loops back to itself")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = parse_yaml(path.read_text()) or {}
     except yaml.YAMLError as error:
         raise ConfigError(f"{path}: invalid YAML ({str(error).splitlines()[0]})") from None
     if not isinstance(data, dict):
@@ -174,5 +191,14 @@ def _validate(config: dict) -> None:
             continue
         if not (isinstance(value, list) and len(value) == 2 and all(isinstance(v, int) and v > 0 for v in value)):
             raise ConfigError(f"data.{key} must be [height, width] in pixels, got {value!r}")
-    if config["optim"]["name"] not in ("adamw", "sgd"):
-        raise ConfigError(f"optim.name must be adamw or sgd, got {config['optim']['name']!r}")
+    optim = config["optim"]
+    if optim["name"] not in ("adamw", "sgd"):
+        raise ConfigError(f"optim.name must be adamw or sgd, got {optim['name']!r}")
+    for key in ("lr", "weight_decay", "momentum", "poly_power", "grad_clip"):
+        if isinstance(optim[key], bool) or not isinstance(optim[key], (int, float)) or optim[key] < 0:
+            raise ConfigError(f"optim.{key} must be a number >= 0, got {optim[key]!r}")
+    if not optim["lr"] > 0:
+        raise ConfigError(f"optim.lr must be > 0, got {optim['lr']!r}")
+    if isinstance(optim["warmup_steps"], bool) or not isinstance(optim["warmup_steps"], int) \
+            or optim["warmup_steps"] < 0:
+        raise ConfigError(f"optim.warmup_steps must be an integer >= 0, got {optim['warmup_steps']!r}")
