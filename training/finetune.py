@@ -5,7 +5,11 @@
 * Every batch mixes the bags' frames (ground truth where recorded, else the teacher's mask: `lix-bag label`,
   or the A/B node's hard-frame capture) with the checkpoint's own training data (`--mix`: the bags' share),
   so the model keeps what it knew.
-* A fine-tuning learning rate (default 1/10 of the checkpoint's training rate) and no distillation terms.
+* The checkpoint's own objective: a distilled student keeps its distillation terms (its teacher runs on every
+  sample, so the bags need the teacher's geometry: hard-frame bags carry it), because dropping them pulls the
+  model back toward what plain cross-entropy learns (measured on the demo's hard frames: -7.7 val mIoU with the
+  terms dropped). --no-distill drops them; so does a missing teacher or bags without its geometry (said).
+* A fine-tuning learning rate (default 1/10 of the checkpoint's training rate).
 * Before and after: mIoU on the original data's val split and on held-out bag frames (every k-th frame,
   data.val_fraction, never trained on), printed side by side.
 * --out is written only if the original val mIoU did not drop by more than --tolerance points (a model that
@@ -55,6 +59,42 @@ def finetune_config(ckpt: dict, checkpoint: str, bags: list[str], args: argparse
     return load_config(None, overrides)  # validated like any training config
 
 
+def _teacher_path(stored: str) -> Path | None:
+    """The teacher file a checkpoint's distill section names: as stored, or (a path like
+    lix_ros/checkpoints/x.pt written from a source tree) under the installed lix_ros package."""
+    path = Path(stored)
+    if path.is_file():
+        return path
+    import lix_ros
+
+    inside = Path(lix_ros.__file__).resolve().parent.parent / path
+    return inside if not path.is_absolute() and inside.is_file() else None
+
+
+def kept_distillation(ckpt: dict, bag_train, args: argparse.Namespace) -> tuple[dict | None, str]:
+    """The distill section the fine-tuning keeps (or None) and one line saying which and why."""
+    distill = copy.deepcopy(ckpt.get("training", {}).get("config", {}).get("distill"))
+    if not distill:
+        return None, "objective: cross-entropy (the checkpoint was not distilled)"
+    names = ", ".join(m["name"] for m in distill.get("methods", []))
+    if args.no_distill:
+        return None, f"objective: cross-entropy only (--no-distill drops {names})"
+    teacher = _teacher_path(distill["teacher"])
+    if teacher is None:
+        return None, f"objective: cross-entropy only: the teacher {distill['teacher']} is not found (drops {names})"
+    _, teacher_ckpt = load_model(teacher)
+    modality = geometry_modality(teacher_ckpt)
+    from lix_ros.data.sample import DataError, sample_modality
+
+    try:
+        sample_modality(bag_train[0], modality)
+    except DataError as error:  # the bags lack the teacher's geometry
+        return None, (f"objective: cross-entropy only: the bags have no {modality} for the teacher ({error}; "
+                      f"drops {names})")
+    distill["teacher"] = str(teacher)
+    return distill, f"objective: cross-entropy + {names} from the teacher {teacher} (as the checkpoint was trained)"
+
+
 def _scores(model, ckpt: dict, frames) -> float:
     confusion = evaluate(model, frames, geometry_modality(ckpt), torch.device("cpu"), len(ckpt["classes"]),
                          ckpt["input_size"])
@@ -84,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="mIoU points the original val set may lose before --out is refused")
     parser.add_argument("--run-dir", type=Path, help="training folder (default: <out>.run)")
     parser.add_argument("--threads", type=number(int, 0), default=0, help="torch threads (0: torch default)")
+    parser.add_argument("--no-distill", action="store_true",
+                        help="drop the checkpoint's distillation terms (cross-entropy only)")
     parser.add_argument("--force", action="store_true", help="write --out even if the model got worse")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
@@ -99,6 +141,8 @@ def main(argv: list[str] | None = None) -> int:
     sources = label_sources(bag_train)
     print(f"bag frames: {len(bag_train)} for training ({sources.get('labelled_gt', 0)} with ground truth, "
           f"{sources.get('pseudo_labelled', 0)} with teacher pseudo-labels), {len(bag_val)} held out", flush=True)
+    config["distill"], objective = kept_distillation(ckpt, bag_train, args)
+    print(objective, flush=True)
     before = {"original": _scores(model, ckpt, original_val), "bags": _scores(model, ckpt, bag_val)}
 
     from lix_training.trainer import Trainer
@@ -113,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     for key, name in (("original", f"original val ({original_val.description}, {len(original_val)} frames)"),
                       ("bags", f"held-out bag frames ({len(bag_val)})")):
         print(f"| {name} | {before[key]:.2f} | {after[key]:.2f} | {after[key] - before[key]:+.2f} |")
-    worse = after["original"] < before["original"] - args.tolerance
+    worse = round(before["original"] - after["original"], 2) > args.tolerance  # as printed: no 'lost 0.00'
     if worse and not args.force:
         raise CliError(f"fine-tuning lost {before['original'] - after['original']:.2f} mIoU on the original val set "
                        f"(tolerance {args.tolerance}): {args.out} not written; the model is in {args.run_dir}/final.pt "
