@@ -6,9 +6,9 @@
   or the A/B node's hard-frame capture) with the checkpoint's own training data (`--mix`: the bags' share),
   so the model keeps what it knew.
 * The checkpoint's own objective: a distilled student keeps its distillation terms (its teacher runs on every
-  sample, so the bags need the teacher's geometry: hard-frame bags carry it), because dropping them pulls the
-  model back toward what plain cross-entropy learns (measured on the demo's hard frames: -7.7 val mIoU with the
-  terms dropped). --no-distill drops them; so does a missing teacher or bags without its geometry (said).
+  sample, so the bags need the teacher's geometry: hard-frame bags carry it): dropping them pulls the model back
+  toward what plain cross-entropy learns (the demo's hard frames, 200 steps: val 61.07 dropped vs 62.57 kept,
+  test-shift 56.66 vs 58.14). --no-distill drops them; so does a missing teacher or bags without its geometry.
 * A fine-tuning learning rate (default 1/10 of the checkpoint's training rate).
 * Before and after: mIoU on the original data's val split and on held-out bag frames (every k-th frame,
   data.val_fraction, never trained on), printed side by side.
@@ -82,15 +82,19 @@ def kept_distillation(ckpt: dict, bag_train, args: argparse.Namespace) -> tuple[
     teacher = _teacher_path(distill["teacher"])
     if teacher is None:
         return None, f"objective: cross-entropy only: the teacher {distill['teacher']} is not found (drops {names})"
-    _, teacher_ckpt = load_model(teacher)
+    try:
+        _, teacher_ckpt = load_model(teacher)
+    except CheckpointError as error:
+        return None, f"objective: cross-entropy only: the teacher cannot be read ({error}; drops {names})"
     modality = geometry_modality(teacher_ckpt)
     from lix_ros.data.sample import DataError, sample_modality
 
-    try:
-        sample_modality(bag_train[0], modality)
-    except DataError as error:  # the bags lack the teacher's geometry
-        return None, (f"objective: cross-entropy only: the bags have no {modality} for the teacher ({error}; "
-                      f"drops {names})")
+    for index in range(len(bag_train)):  # every frame: the teacher runs on each one it is given
+        try:
+            sample_modality(bag_train[index], modality)
+        except DataError as error:  # a bag without the teacher's geometry
+            return None, (f"objective: cross-entropy only: the bags have no {modality} for the teacher "
+                          f"(frame {index}: {error}; drops {names})")
     distill["teacher"] = str(teacher)
     return distill, f"objective: cross-entropy + {names} from the teacher {teacher} (as the checkpoint was trained)"
 
