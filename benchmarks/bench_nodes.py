@@ -31,6 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from lix_ros.cli.common import DefaultsHelpFormatter
 from lix_ros.core.dds import configure_dds_env
 
 configure_dds_env()
@@ -237,11 +238,7 @@ def main() -> None:
     if sys.argv[1:] == ["--relay"]:
         relay_main()
         return
-
-    class Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
-        pass
-
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=Formatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=DefaultsHelpFormatter)
     parser.add_argument("--backends", default="torch,onnxruntime", help="comma-separated, of " + ", ".join(BACKENDS))
     parser.add_argument("--frames", type=int, default=100, help="frames per latency measurement")
     parser.add_argument("--memory-frames", type=int, default=10_000)

@@ -33,7 +33,7 @@ def val_curve(run: Path) -> list[tuple[int, float]]:
 def plateau_gain(curve: list[tuple[int, float]], steps: int, share: float = 0.8) -> tuple[int, float]:
     """(step compared against, val gain in points from it to the end) over the last (1 - share) of the run."""
     before = [(step, value) for step, value in curve if step <= share * steps]
-    if not before or not curve:
+    if not before:
         raise ValueError("the run has no validation at or before 80 % of its steps")
     step, value = before[-1]
     return step, curve[-1][1] - value
