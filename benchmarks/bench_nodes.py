@@ -241,8 +241,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=DefaultsHelpFormatter)
     parser.add_argument("--backends", default="torch,onnxruntime", help="comma-separated, of " + ", ".join(BACKENDS))
     parser.add_argument("--frames", type=int, default=100, help="frames per latency measurement")
-    parser.add_argument("--memory-frames", type=int, default=10_000)
-    parser.add_argument("--threads", type=int, default=1, help="intra-op threads (0: the engine's default)")
+    parser.add_argument("--memory-frames", type=int, default=10_000, help="frames of the memory run")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="intra-op threads (0: the engine's own choice; default: %(default)s)")
     parser.add_argument("--quick", action="store_true", help="20 frames, 10 Hz only, no teacher, no memory run")
     args = parser.parse_args()
     args.backends = [b.strip() for b in args.backends.split(",")]
