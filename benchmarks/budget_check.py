@@ -1,13 +1,17 @@
 """Has a training budget converged? Val curves, the plateau rule and held-out scores of finished runs.
 
     python benchmarks/budget_check.py RUN [RUN ...] --out benchmarks/results/budget_check_16000 [--rule 0.5]
+                                      [--baseline student_16000]
 
 For each run folder (a `lix-train --out` folder with log.csv, config.yaml and final.pt) it prints:
 * the plateau rule of the benchmark protocol: val mIoU at the end minus val mIoU at 80 % of the steps
   (the last evaluation at or before that step); a run has plateaued when the gain is below --rule points;
 * val / test-in / test-shift mIoU of final.pt (lix-eval's numbers: metrics_<split>.json in the run folder, or
   <run>_metrics_<split>.json in --out, computed once and reused);
-* one figure with every run's val curve (curves.png in --out).
+* one figure with every run's val curve (curves.png in --out);
+* with several seeds: runs named <group>_seed<N> form groups; per group and split the mean ± std over seeds,
+  and each group's seed-paired difference to the --baseline group with a 95 % t interval (the protocol's
+  statistics, `lix_training.bench_kd.paired_difference`).
 Runs are named by their folder. Figures, not a test: the rule is a property of a finished run.
 """
 
@@ -16,6 +20,8 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import re
+import statistics
 from pathlib import Path
 
 import yaml
@@ -56,6 +62,48 @@ def scores(run: Path, out: Path) -> dict[str, float]:
     return result
 
 
+def group_and_seed(name: str) -> tuple[str, int] | None:
+    """("default_16000", 1) for a run folder named default_16000_seed1, None for other names."""
+    match = re.fullmatch(r"(.+)_seed(\d+)", name)
+    return (match.group(1), int(match.group(2))) if match else None
+
+
+def seed_statistics(held_out: dict[str, dict[str, float]], baseline: str) -> list[str]:
+    """Markdown lines: per group mean ± std over seeds, and the seed-paired difference to the baseline group."""
+    from lix_training.bench_kd import paired_difference
+
+    groups: dict[str, dict[int, dict[str, float]]] = {}
+    for name, result in held_out.items():
+        parsed = group_and_seed(name)
+        if parsed:
+            groups.setdefault(parsed[0], {})[parsed[1]] = result
+    if baseline not in groups:
+        return [f"(no runs named {baseline}_seed<N>: no paired differences)"]
+    lines = ["| group | seeds | " + " | ".join(f"{s} mean ± std" for s in SPLITS) + " | "
+             + " | ".join(f"{s} − {baseline} [95 % CI]" for s in SPLITS) + " |",
+             "|---|---|" + "---:|" * (2 * len(SPLITS))]
+    for group, by_seed in sorted(groups.items()):
+        cells = []
+        for split in SPLITS:
+            values = [by_seed[seed][split] for seed in sorted(by_seed)]
+            spread = f" ± {statistics.stdev(values):.2f}" if len(values) > 1 else ""
+            cells.append(f"{statistics.mean(values):.2f}{spread}")
+        for split in SPLITS:
+            if group == baseline:
+                cells.append("—")
+                continue
+            diff = paired_difference({s: r[split] for s, r in by_seed.items()},
+                                     {s: r[split] for s, r in groups[baseline].items()})
+            if diff is None:
+                cells.append("no shared seed")
+            elif diff["n"] < 2:
+                cells.append(f"{diff['mean']:+.2f} (one seed, no interval)")
+            else:
+                cells.append(f"{diff['mean']:+.2f} [{diff['low']:+.2f}, {diff['high']:+.2f}] (n {diff['n']})")
+        lines.append(f"| {group} | {','.join(map(str, sorted(by_seed)))} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def plot(curves: dict[str, list[tuple[int, float]]], path: Path) -> None:
     import matplotlib
 
@@ -79,9 +127,11 @@ def main() -> None:
     parser.add_argument("runs", nargs="+", type=Path, help="lix-train run folders")
     parser.add_argument("--out", type=Path, required=True, help="folder for metrics files and curves.png")
     parser.add_argument("--rule", type=float, default=0.5, help="plateau: val gain over the last 20 %% below this")
+    parser.add_argument("--baseline", default="student_16000",
+                        help="group (runs named <group>_seed<N>) the others are paired with, seed by seed")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    curves = {}
+    curves, held_out_by_run = {}, {}
     print("| run | steps | val at 80 % (step) | final val | gain over the last 20 % | plateaued | val | test-in "
           "| test-shift |")
     print("|---|---:|---:|---:|---:|---|---:|---:|---:|")
@@ -90,10 +140,12 @@ def main() -> None:
         curve = curves[run.name] = val_curve(run)
         step, gain = plateau_gain(curve, config["steps"])
         at = dict(curve)[step]
-        held_out = scores(run, args.out)
+        held_out = held_out_by_run[run.name] = scores(run, args.out)
         print(f"| {run.name} | {config['steps']} | {at:.2f} ({step}) | {curve[-1][1]:.2f} | {gain:+.2f} | "
               f"{'yes' if gain < args.rule else 'no'} | {held_out['val']:.2f} | {held_out['test_in']:.2f} | "
               f"{held_out['test']:.2f} |")
+    print()
+    print("\n".join(seed_statistics(held_out_by_run, args.baseline)))
     plot(curves, args.out / "curves.png")
     print(f"\ncurves: {args.out / 'curves.png'}")
 
