@@ -11,7 +11,7 @@ For each run folder (a `lix-train --out` folder with log.csv, config.yaml and fi
 * one figure with every run's val curve (curves.png in --out);
 * with several seeds: runs named <group>_seed<N> form groups; per group and split the mean ± std over seeds,
   and each group's seed-paired difference to the --baseline group with a 95 % t interval (the protocol's
-  statistics, `lix_training.bench_kd.paired_difference`).
+  statistics, `lix_training.bench_kd.paired_difference`), and per-class IoU gains over --baseline.
 Runs are named by their folder. Figures, not a test: the rule is a property of a finished run.
 """
 
@@ -45,8 +45,8 @@ def plateau_gain(curve: list[tuple[int, float]], steps: int, share: float = 0.8)
     return step, curve[-1][1] - value
 
 
-def scores(run: Path, out: Path) -> dict[str, float]:
-    """mIoU (%) of final.pt per split, from metrics files in out (computed once with lix-eval's code)."""
+def metrics_of(run: Path, out: Path) -> dict[str, dict]:
+    """lix-eval's metrics of final.pt per split, from metrics files (computed once with lix-eval's code)."""
     from lix_training.evaluate import evaluate_checkpoint
 
     result = {}
@@ -58,8 +58,22 @@ def scores(run: Path, out: Path) -> dict[str, float]:
             metrics = evaluate_checkpoint(run / "final.pt", None, split)
             metrics.pop("confusion")
             path.write_text(json.dumps(metrics, indent=1))
-        result[split] = 100 * json.loads(path.read_text())["miou"]
+        result[split] = json.loads(path.read_text())
     return result
+
+
+def class_gains(metrics: dict[str, dict[str, dict]], group: str, baseline: str, split: str) -> list[str]:
+    """Per-class IoU gain of group over baseline in points, averaged over their shared seeds, largest first."""
+    runs = {parsed: name for name in metrics if (parsed := group_and_seed(name))}
+    seeds = sorted({s for g, s in runs if g == group} & {s for g, s in runs if g == baseline})
+    gains: dict[str, list[float]] = {}
+    for seed in seeds:
+        ours, theirs = (metrics[runs[(g, seed)]][split]["per_class_iou"] for g in (group, baseline))
+        for name, iou in ours.items():
+            if iou is not None and theirs.get(name) is not None:  # None: no pixel of the class in the split
+                gains.setdefault(name, []).append(100 * (iou - theirs[name]))
+    ranked = sorted(((statistics.mean(v), k) for k, v in gains.items()), reverse=True)
+    return [f"{name} {gain:+.1f}" for gain, name in ranked]
 
 
 def group_and_seed(name: str) -> tuple[str, int] | None:
@@ -131,7 +145,7 @@ def main() -> None:
                         help="group (runs named <group>_seed<N>) the others are paired with, seed by seed")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    curves, held_out_by_run = {}, {}
+    curves, held_out_by_run, metrics = {}, {}, {}
     print("| run | steps | val at 80 % (step) | final val | gain over the last 20 % | plateaued | val | test-in "
           "| test-shift |")
     print("|---|---:|---:|---:|---:|---|---:|---:|---:|")
@@ -140,12 +154,17 @@ def main() -> None:
         curve = curves[run.name] = val_curve(run)
         step, gain = plateau_gain(curve, config["steps"])
         at = dict(curve)[step]
-        held_out = held_out_by_run[run.name] = scores(run, args.out)
+        metrics[run.name] = metrics_of(run, args.out)
+        held_out = held_out_by_run[run.name] = {split: 100 * m["miou"] for split, m in metrics[run.name].items()}
         print(f"| {run.name} | {config['steps']} | {at:.2f} ({step}) | {curve[-1][1]:.2f} | {gain:+.2f} | "
               f"{'yes' if gain < args.rule else 'no'} | {held_out['val']:.2f} | {held_out['test_in']:.2f} | "
               f"{held_out['test']:.2f} |")
     print()
     print("\n".join(seed_statistics(held_out_by_run, args.baseline)))
+    for group in sorted({parsed[0] for name in metrics if (parsed := group_and_seed(name))} - {args.baseline}):
+        for split in ("test_in", "test"):
+            print(f"\nper-class IoU gain, {group} - {args.baseline}, {split} (mean over shared seeds): "
+                  + ", ".join(class_gains(metrics, group, args.baseline, split)))
     plot(curves, args.out / "curves.png")
     print(f"\ncurves: {args.out / 'curves.png'}")
 
