@@ -65,9 +65,9 @@ def _teacher_path(stored: str) -> Path | None:
     path = Path(stored)
     if path.is_file():
         return path
-    import lix_ros
+    from lix_ros.core.default_checkpoints import package_root
 
-    inside = Path(lix_ros.__file__).resolve().parent.parent / path
+    inside = package_root().parent / path
     return inside if not path.is_absolute() and inside.is_file() else None
 
 
