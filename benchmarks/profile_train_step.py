@@ -33,6 +33,7 @@ METHODS = {
     "lix_logit": [{"name": "lix_logit", "temperature": 1.0, "beta": 1.0}],
     "lix_feature": [{"name": "lix_feature"}],
     "lix": [{"name": "lix_logit", "temperature": 1.0, "beta": 1.0}, {"name": "lix_feature"}],
+    "lix_channel": [{"name": "lix_channel", "temperature": 4.0}],
 }
 
 
