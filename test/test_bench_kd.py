@@ -7,6 +7,7 @@ import json
 import math
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -112,28 +113,48 @@ def test_a_run_made_with_other_settings_is_refused(tmp_path):
     assert run_one(job, "t.pt", ["steps=10"], {}) == {}
 
 
-def test_student_config_is_the_full_preset():
-    """config/training/student.yaml reproduces seed 0 of the benchmark's student row (and the committed
-    student_supervised_small.pt): the same training settings as the `full` preset."""
+CONVERGED = "benchmarks/results/budget_check_16000"  # the runs the committed students are seed 0 of
+
+
+def _same_settings(config: dict) -> dict:
+    """The settings that make two training runs the same recipe (not where they ran or wrote)."""
+    data = {k: v for k, v in config["data"].items() if k != "cache_dir"}
+    distill = config.get("distill") or {}
+    return {"seed": config["seed"], "model": config["model"], "data": data, "optim": config["optim"],
+            "steps": config["steps"], "batch_size": config["batch_size"], "distill": distill.get("methods")}
+
+
+def test_student_config_is_the_full_preset_at_the_converged_budget():
+    """config/training/student.yaml reproduces the committed student_supervised_small.pt: the `full` preset's
+    training settings at the converged budget (the plateau found by the budget check, 16000 steps), and the
+    budget check's runs used exactly the shipped configs' settings."""
     import yaml
 
     from lix_training.bench_kd import default_config
     from lix_training.config import load_config
 
+    budget_runs = {name: yaml.safe_load(Path(f"{CONVERGED}/{name}_16000_seed0/config.yaml").read_text())
+                   for name in ("student", "default")}
+    steps = budget_runs["student"]["steps"]
     bench = yaml.safe_load(default_config().read_text())
-    full = load_config(None, [*bench["presets"]["full"]["overrides"], "model.kind=student"])
+    full = load_config(None, [*bench["presets"]["full"]["overrides"], "model.kind=student", f"steps={steps}"])
     shipped = load_config("config/training/student.yaml")
     for key in ("seed", "model", "data", "optim", "steps", "batch_size"):
         assert shipped[key] == full[key], key
+    assert _same_settings(budget_runs["student"]) == _same_settings(shipped)
+    default = load_config("config/training/student_lix_channel.yaml")
+    assert _same_settings(budget_runs["default"]) == _same_settings(default)
 
 
 def test_committed_results_agree_with_the_configs_and_checkpoints():
     """The committed benchmark results chose the variants the shipped configs train (student_lix_channel.yaml:
-    the default student; student_lix.yaml: pixel-wise LIX), and the committed students are those runs (their
-    training metadata names the row and variant)."""
-    from pathlib import Path
+    the default student; student_lix.yaml: pixel-wise LIX), and the committed students are seed 0 of the
+    converged-budget runs of those rows (their training metadata names row, variant and budget; their recipe
+    and best val mIoU are the committed run's)."""
+    import csv
 
     import torch
+    import yaml
 
     from lix_training.config import load_config
 
@@ -143,9 +164,18 @@ def test_committed_results_agree_with_the_configs_and_checkpoints():
         shipped = load_config(f"config/training/{config}")
         assert shipped["distill"]["methods"] == rows[row]["variant"]["distill"], config
         assert shipped["steps"] == load_config("config/training/student.yaml")["steps"]
-    for name, row in (("student_small.pt", "lix_channel_logit_only"), ("student_supervised_small.pt", "student")):
-        meta = torch.load(f"lix_ros/checkpoints/{name}", weights_only=True)["training"]["benchmark"]
+    for name, row, run in (("student_small.pt", "lix_channel_logit_only", "default_16000_seed0"),
+                           ("student_supervised_small.pt", "student", "student_16000_seed0")):
+        training = torch.load(f"lix_ros/checkpoints/{name}", weights_only=True)["training"]
+        meta = training["benchmark"]
         assert meta["row"] == row and meta["variant"] == rows[row]["variant"] and meta["seed"] == 0
+        assert meta["results"] == f"{CONVERGED}/{run}"
+        committed = Path(meta["results"])
+        run_config = yaml.safe_load((committed / "config.yaml").read_text())
+        assert _same_settings(training["config"]) == _same_settings(run_config)
+        with open(committed / "log.csv", newline="") as handle:
+            best = max(float(r["val_miou"]) for r in csv.DictReader(handle) if r["val_miou"])
+        assert training["best_val_miou"] == pytest.approx(best, abs=1e-6), name
 
 
 def test_a_finished_search_makes_its_seeds_and_ablations_ready_without_waiting_for_other_searches(tmp_path):
