@@ -124,6 +124,41 @@ def _same_settings(config: dict) -> dict:
             "steps": config["steps"], "batch_size": config["batch_size"], "distill": distill.get("methods")}
 
 
+def test_variants_from_another_table_run_without_search_or_parent(tmp_path):
+    """--variants-from: each row runs the variant the given results.json chose (an ablation row its own
+    entry, without its parent's search) on every seed; a row the file lacks is one readable error."""
+    chosen = {"rows": [{"row": "student", "variant": {}},
+                       {"row": "lix_no_dwc", "variant": {"distill": [{"name": "kd", "temperature": 2.0,
+                                                                      "weight": 0.5}]}}]}
+    source = tmp_path / "chosen.json"
+    source.write_text(json.dumps(chosen))
+    result = _bench(tmp_path, "--rows", "lix_no_dwc", "--variants-from", str(source))
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    runs = tmp_path / "bench" / "runs"
+    assert sorted(p.name for p in runs.iterdir()) == ["lix_no_dwc", "student"]  # no `lix` search
+    from lix_training.bench_kd import variant_key
+
+    key = variant_key(chosen["rows"][1]["variant"])
+    assert sorted(p.name for p in (runs / "lix_no_dwc").iterdir()) == [f"{key}_seed0", f"{key}_seed1"]
+    report = {r["row"]: r for r in json.loads((tmp_path / "bench" / "results.json").read_text())["rows"]}
+    assert report["lix_no_dwc"]["variant"] == chosen["rows"][1]["variant"] and report["lix_no_dwc"]["searched"] == 0
+    missing = _bench(tmp_path, "--rows", "kd", "--variants-from", str(source), timeout=120)
+    assert missing.returncode != 0 and "no chosen variant for rows ['kd']" in missing.stderr
+    assert "Traceback" not in missing.stderr
+
+
+def test_converged_preset_is_the_full_preset_at_the_budget_check_steps():
+    import yaml
+
+    from lix_training.bench_kd import default_config
+
+    presets = yaml.safe_load(default_config().read_text())["presets"]
+    steps = yaml.safe_load(Path(f"{CONVERGED}/student_16000_seed0/config.yaml").read_text())["steps"]
+    assert presets["converged"]["overrides"] == [f"steps={steps}" if o.startswith("steps=") else o
+                                                 for o in presets["full"]["overrides"]]
+    assert presets["converged"]["teacher_overrides"] == presets["full"]["teacher_overrides"]
+
+
 def test_student_config_is_the_full_preset_at_the_converged_budget():
     """config/training/student.yaml reproduces the committed student_supervised_small.pt: the `full` preset's
     training settings at the converged budget (the plateau found by the budget check, 16000 steps), and the

@@ -15,6 +15,10 @@ finished runs its other seeds and ablations next, ahead of other rows' searches,
 A run directory is named by the row, a hash of its variant and the seed: a finished run (result.json) is
 reused, a killed run continues from its last checkpoint (`lix-train --resume`), changing a variant starts a
 new run, and a run folder made with another preset or teacher (settings.json) is refused instead of silently reused.
+
+`--variants-from RESULTS.json` runs each row with the variant another table chose on val (that table's
+results.json; ablation rows: their own entry) instead of searching: the `converged` preset uses it to run the
+`full` table's choices at the converged budget, where a search per row would cost 3x more.
 """
 
 from __future__ import annotations
@@ -150,8 +154,9 @@ def run_one(job: dict, teacher: Path, base: list[str], data_cfg: dict) -> dict:
 # ---------------------------------------------------------------------------------------------- plan
 class Bench:
     def __init__(self, bench: dict, rows: list[str], seeds: list[int], out: Path, teacher: Path, base: list[str],
-                 data_cfg: dict, jobs: int, report_only: bool):
+                 data_cfg: dict, jobs: int, report_only: bool, fixed: dict[str, dict] | None = None):
         self.bench, self.rows, self.seeds, self.out = bench, rows, seeds, out
+        self.fixed = fixed or {}  # row -> the variant another table chose (no search, no parent)
         self.teacher, self.base, self.data_cfg, self.jobs = teacher, base, data_cfg, jobs
         self.report_only = report_only
         self.results: dict[tuple[str, str, int], dict] = {}
@@ -168,12 +173,20 @@ class Bench:
               f"  ({result['sec_per_step']:.3f} s/step)", flush=True)
 
     def variants(self, row: str) -> list[dict]:
+        if row in self.fixed:
+            return [self.fixed[row]]
         spec = self.bench["rows"][row]
         return spec.get("variants") or [{}]
+
+    def searched(self, row: str) -> bool:
+        """Whether the row chooses among its own variants (not an ablation, not fixed by --variants-from)."""
+        return row not in self.fixed and "ablation_of" not in self.bench["rows"][row]
 
     def chosen(self, row: str) -> dict | None:
         """The row's variant with the best val mIoU on the first seed (None until all have run)."""
         spec = self.bench["rows"][row]
+        if row in self.fixed:
+            return self.fixed[row]
         if "ablation_of" in spec:
             parent = self.chosen(spec["ablation_of"])
             return None if parent is None else ablate(parent, spec)
@@ -195,8 +208,7 @@ class Bench:
             variant = self.chosen(row)
             if variant is not None:
                 chosen += [self._job(row, variant, s) for s in self.seeds]
-            spec = self.bench["rows"][row]
-            if "ablation_of" not in spec:
+            if self.searched(row):
                 variants = self.variants(row)
                 seeds = [first] if len(variants) > 1 else self.seeds
                 searches += [self._job(row, v, s) for v in variants for s in seeds]
@@ -258,7 +270,7 @@ def summarize(bench: Bench, teacher_scores: dict[str, float], support: dict[str,
         if not runs:
             continue
         entry = {"row": row, "variant": variant, "described": describe(variant), "seeds": [r["seed"] for r in runs],
-                 "searched": len(bench.variants(row)) if "ablation_of" not in bench.bench["rows"][row] else 0,
+                 "searched": len(bench.variants(row)) if bench.searched(row) else 0,
                  "sec_per_step": statistics.mean(r["sec_per_step"] for r in runs)}
         for split in EVAL_SPLITS:
             values = {r["seed"]: r[split]["miou"] for r in runs}
@@ -428,6 +440,20 @@ def _load_bench(path: Path, preset_name: str) -> tuple[dict, dict]:
     return bench, bench["presets"][preset_name]
 
 
+def fixed_variants(path: Path, rows: list[str]) -> dict[str, dict]:
+    """Each row's variant as another table chose it (its results.json), for --variants-from."""
+    if not path.is_file():
+        raise CliError(f"--variants-from: no results file at {path}")
+    try:
+        chosen = {entry["row"]: entry["variant"] for entry in json.loads(path.read_text())["rows"]}
+    except (ValueError, KeyError, TypeError) as error:
+        raise CliError(f"--variants-from: {path} is not a lix-bench-kd results.json ({error})") from None
+    missing = [row for row in rows if row not in chosen]
+    if missing:
+        raise CliError(f"--variants-from: {path} has no chosen variant for rows {missing}")
+    return {row: chosen[row] for row in rows}
+
+
 def _teacher(args, bench: dict, preset: dict, base: list[str]) -> Path:
     if args.teacher is not None:
         if not args.teacher.is_file():
@@ -446,7 +472,8 @@ def _teacher(args, bench: dict, preset: dict, base: list[str]) -> Path:
 @friendly_errors("lix-bench-kd")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="lix-bench-kd", description=__doc__, formatter_class=DefaultsHelpFormatter)
-    parser.add_argument("--preset", default="fast", help="fast (CI: checks the harness) or full (README table)")
+    parser.add_argument("--preset", default="fast", help="fast (CI: checks the harness), full (README table, 4000 "
+                        "steps) or converged (16000 steps; with --variants-from the full table's results.json)")
     parser.add_argument("--config", type=Path, help="benchmark YAML (default: the package's "
                         "config/training/bench_kd.yaml)")
     parser.add_argument("--teacher", type=Path, help="use this teacher checkpoint instead of training one")
@@ -456,18 +483,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache-dir", default=DATA_CACHE_DIR, help="rendered synthetic frames (default: %(default)s)")
     parser.add_argument("--out", type=Path, default=Path("out/bench_kd"), help="output folder (default: %(default)s)")
     parser.add_argument("--report-only", action="store_true", help="train nothing: report the finished runs")
+    parser.add_argument("--variants-from", type=Path, help="a results.json whose chosen variants every row runs "
+                        "(no search; the `converged` preset's rows come from the `full` table)")
     args = parser.parse_args(argv)
     bench, preset = _load_bench(args.config or default_config(), args.preset)
     rows = [m.strip() for m in args.rows.split(",")] if args.rows else list(bench["rows"])
     unknown = [m for m in rows if m not in bench["rows"]]
     if unknown:
         raise CliError(f"unknown rows {unknown}; the config has {list(bench['rows'])}")
-    for row in list(rows):  # an ablation needs its parent's search
+    for row in list(rows):  # an ablation needs its parent's search (unless the variants are given)
         parent = bench["rows"][row].get("ablation_of")
-        if parent and parent not in rows:
+        if parent and parent not in rows and not args.variants_from:
             rows.insert(rows.index(row), parent)
     if "student" not in rows:
         rows.insert(0, "student")
+    fixed = fixed_variants(args.variants_from, rows) if args.variants_from else None
     seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else list(preset["seeds"])
     base = [*preset["overrides"], f"data.cache_dir={args.cache_dir}"]
     data_cfg = load_config(None, base)["data"]
@@ -485,7 +515,7 @@ def main(argv: list[str] | None = None) -> int:
 
         for split in ("train", *EVAL_SPLITS):
             open_split(data_cfg, split, quiet=True)
-    runner = Bench(bench, rows, seeds, args.out, teacher, base, data_cfg, args.jobs, args.report_only)
+    runner = Bench(bench, rows, seeds, args.out, teacher, base, data_cfg, args.jobs, args.report_only, fixed)
     runner.run()
     if not runner.results:
         raise CliError(f"no finished runs under {args.out / 'runs'}")
