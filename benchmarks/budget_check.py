@@ -62,6 +62,12 @@ def metrics_of(run: Path, out: Path) -> dict[str, dict]:
     return result
 
 
+def group_and_seed(name: str) -> tuple[str, int] | None:
+    """("default_16000", 1) for a run folder named default_16000_seed1, None for other names."""
+    match = re.fullmatch(r"(.+)_seed(\d+)", name)
+    return (match.group(1), int(match.group(2))) if match else None
+
+
 def class_gains(metrics: dict[str, dict[str, dict]], group: str, baseline: str, split: str) -> list[str]:
     """Per-class IoU gain of group over baseline in points, averaged over their shared seeds, largest first."""
     runs = {parsed: name for name in metrics if (parsed := group_and_seed(name))}
@@ -74,12 +80,6 @@ def class_gains(metrics: dict[str, dict[str, dict]], group: str, baseline: str, 
                 gains.setdefault(name, []).append(100 * (iou - theirs[name]))
     ranked = sorted(((statistics.mean(v), k) for k, v in gains.items()), reverse=True)
     return [f"{name} {gain:+.1f}" for gain, name in ranked]
-
-
-def group_and_seed(name: str) -> tuple[str, int] | None:
-    """("default_16000", 1) for a run folder named default_16000_seed1, None for other names."""
-    match = re.fullmatch(r"(.+)_seed(\d+)", name)
-    return (match.group(1), int(match.group(2))) if match else None
 
 
 def seed_statistics(held_out: dict[str, dict[str, float]], baseline: str) -> list[str]:

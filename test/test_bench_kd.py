@@ -142,6 +142,7 @@ def test_variants_from_another_table_run_without_search_or_parent(tmp_path):
     assert sorted(p.name for p in (runs / "lix_no_dwc").iterdir()) == [f"{key}_seed0", f"{key}_seed1"]
     report = {r["row"]: r for r in json.loads((tmp_path / "bench" / "results.json").read_text())["rows"]}
     assert report["lix_no_dwc"]["variant"] == chosen["rows"][1]["variant"] and report["lix_no_dwc"]["searched"] == 0
+    assert f"chosen on val by the table of `{source}`" in (tmp_path / "bench" / "results.md").read_text()
     missing = _bench(tmp_path, "--rows", "kd", "--variants-from", str(source), timeout=120)
     assert missing.returncode != 0 and "no chosen variant for rows ['kd']" in missing.stderr
     assert "Traceback" not in missing.stderr

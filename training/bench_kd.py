@@ -154,9 +154,11 @@ def run_one(job: dict, teacher: Path, base: list[str], data_cfg: dict) -> dict:
 # ---------------------------------------------------------------------------------------------- plan
 class Bench:
     def __init__(self, bench: dict, rows: list[str], seeds: list[int], out: Path, teacher: Path, base: list[str],
-                 data_cfg: dict, jobs: int, report_only: bool, fixed: dict[str, dict] | None = None):
+                 data_cfg: dict, jobs: int, report_only: bool, fixed: dict[str, dict] | None = None,
+                 fixed_from: Path | None = None):
         self.bench, self.rows, self.seeds, self.out = bench, rows, seeds, out
         self.fixed = fixed or {}  # row -> the variant another table chose (no search, no parent)
+        self.fixed_from = fixed_from  # that table's results.json
         self.teacher, self.base, self.data_cfg, self.jobs = teacher, base, data_cfg, jobs
         self.report_only = report_only
         self.results: dict[tuple[str, str, int], dict] = {}
@@ -336,7 +338,9 @@ def write_report(bench: Bench, rows: list[dict], teacher_scores: dict[str, float
     out = bench.out
     lines = [f"Preset `{preset}`, seeds {bench.seeds}. Teacher (RGB + depth): val {_pct(teacher_scores['val'])}, "
              f"test-in {_pct(teacher_scores['test_in'])}, test-shift {_pct(teacher_scores['test'])} mIoU. "
-             "Δ = paired difference to the supervised student over the same seeds, [95 % t interval].", "",
+             "Δ = paired difference to the supervised student over the same seeds, [95 % t interval]."
+             + (f" Variants as chosen on val by the table of `{bench.fixed_from}` (no search here)."
+                if bench.fixed else ""), "",
              "| row | chosen on val | seeds | val | test-in mean ± std | Δ test-in | test-shift mean ± std "
              "| Δ test-shift | gap closed in / shift (%) | s / step |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
@@ -515,7 +519,8 @@ def main(argv: list[str] | None = None) -> int:
 
         for split in ("train", *EVAL_SPLITS):
             open_split(data_cfg, split, quiet=True)
-    runner = Bench(bench, rows, seeds, args.out, teacher, base, data_cfg, args.jobs, args.report_only, fixed)
+    runner = Bench(bench, rows, seeds, args.out, teacher, base, data_cfg, args.jobs, args.report_only, fixed,
+                   args.variants_from)
     runner.run()
     if not runner.results:
         raise CliError(f"no finished runs under {args.out / 'runs'}")
