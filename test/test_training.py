@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -34,6 +35,23 @@ def cache(tmp_path_factory):
     return cache
 
 
+def descendants(pid: int) -> list[int]:
+    """Every process below pid (from /proc: parent of each)."""
+    parents = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # ended while listing
+            continue
+        parents[int(stat.parent.name)] = int(fields[1])
+    found, frontier = [], [pid]
+    while frontier:
+        children = [child for child, parent in parents.items() if parent in frontier]
+        found += children
+        frontier = children
+    return found
+
+
 def state(path):
     return torch.load(path, weights_only=True)["state_dict"]
 
@@ -56,10 +74,16 @@ def test_killed_and_resumed_run_equals_unbroken_run(cache, unbroken, tmp_path):
     deadline = time.monotonic() + 120
     while not (broken_dir / "last.pt").exists() and time.monotonic() < deadline:
         time.sleep(0.01)
+    helpers = descendants(process.pid)  # loader workers, their fork server, the resource tracker
     process.send_signal(signal.SIGKILL)
     process.wait()
     killed_at = torch.load(broken_dir / "last.pt", weights_only=True)["resume"]["step"]
     assert 0 < killed_at < 120, "the run was not interrupted"
+    assert len(helpers) >= 3, helpers  # the run had loader workers (data.workers 2) to leave behind
+    deadline = time.monotonic() + 15
+    while (left := [pid for pid in helpers if Path(f"/proc/{pid}").exists()]) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not left, f"a killed run left processes behind: {left}"
     assert not (broken_dir / "final.pt").exists()
 
     resumed = train(cache, broken_dir, *steps, "--resume")

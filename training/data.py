@@ -8,9 +8,12 @@ run draw exactly the batches an unbroken single-process run draws.
 
 from __future__ import annotations
 
+import os
 import sys
+import threading
+import time
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 
 import numpy as np
@@ -225,7 +228,28 @@ class StepBatches(torch.utils.data.Dataset):
         return {key: torch.stack([it[key] for it in items]) for key in items[0]}
 
 
-def _worker_init(_: int) -> None:
+def _alive(pid: int) -> bool:
+    """Whether process pid runs (a zombie does not: killed, not yet reaped)."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+    except OSError:  # no procfs
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+
+
+def _exit_when_gone(trainer_pid: int, period: float = 1.0) -> None:
+    while _alive(trainer_pid):
+        time.sleep(period)
+    os._exit(0)
+
+
+def _worker_init(_: int, trainer_pid: int) -> None:
     import signal
 
     import cv2
@@ -233,6 +257,10 @@ def _worker_init(_: int) -> None:
     cv2.setNumThreads(1)  # one core per worker: the trainer's threads are set separately
     # Ctrl-C reaches the whole process group: the trainer finishes its step and stops the workers itself.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # A worker's parent is the fork server, not the trainer, so PyTorch's parent check never fires when the
+    # trainer is killed (SIGKILL, OOM, a session cut off): without this the workers, and the fork server and
+    # resource tracker waiting on them, stay behind holding their memory.
+    threading.Thread(target=_exit_when_gone, args=(trainer_pid,), daemon=True).start()
 
 
 def _first(items: list) -> object:
@@ -250,14 +278,19 @@ def _worker_context():
     return context
 
 
+def _worker_options() -> dict:
+    """DataLoader options shared by every loader with workers."""
+    return {"prefetch_factor": 2, "worker_init_fn": partial(_worker_init, trainer_pid=os.getpid()),
+            "multiprocessing_context": _worker_context()}
+
+
 def step_loader(batches: StepBatches, start: int, stop: int, workers: int):
     """Batches of steps start..stop-1 in order, decoded by `workers` background processes (0 = in process).
     Frames already in memory (bags) are batched in process: copying them to workers would cost more."""
     if workers == 0 or isinstance(batches.frames.source, _InMemory):
         return (batches[step] for step in range(start, stop))
     loader = torch.utils.data.DataLoader(batches, batch_size=None, sampler=range(start, stop), num_workers=workers,
-                                         prefetch_factor=2, worker_init_fn=_worker_init,
-                                         multiprocessing_context=_worker_context())
+                                         **_worker_options())
     return iter(loader)
 
 
@@ -274,5 +307,4 @@ def sample_loader(frames: Split, workers: int):
     if workers == 0 or isinstance(frames.source, _InMemory):
         return (frames[i] for i in range(len(frames)))
     return iter(torch.utils.data.DataLoader(frames, batch_size=1, collate_fn=_first, num_workers=workers,
-                                            prefetch_factor=2, worker_init_fn=_worker_init,
-                                            multiprocessing_context=_worker_context()))
+                                            **_worker_options()))
