@@ -125,8 +125,15 @@ def plot(curves: dict[str, list[tuple[int, float]]], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     figure, axis = plt.subplots(figsize=(8, 4.5))
+    # one colour per group (runs named <group>_seed<N>), so a group's seeds read as one band
+    groups = list(dict.fromkeys((group_and_seed(name) or (name, 0))[0] for name in curves))
+    labelled = set()
     for name, curve in curves.items():
-        axis.plot([s for s, _ in curve], [v for _, v in curve], marker=".", label=name)
+        group = (group_and_seed(name) or (name, 0))[0]
+        label = None if group in labelled else (group if group != name else name)
+        labelled.add(group)
+        axis.plot([s for s, _ in curve], [v for _, v in curve], marker=".", markersize=3, linewidth=1,
+                  color=plt.cm.tab10(groups.index(group) % 10), label=label)
     axis.set_xlabel("step")
     axis.set_ylabel("val mIoU (%)")
     axis.grid(alpha=0.3)

@@ -172,6 +172,14 @@ def test_student_config_is_the_full_preset_at_the_converged_budget():
     budget_runs = {name: yaml.safe_load(Path(f"{CONVERGED}/{name}_16000_seed0/config.yaml").read_text())
                    for name in ("student", "default")}
     steps = budget_runs["student"]["steps"]
+    shipped_of = {"student": "student.yaml", "default": "student_lix_channel.yaml"}
+    seed_runs = sorted(Path(CONVERGED).glob("*_16000_seed*"))
+    assert len(seed_runs) >= 10  # the headline's five seeds of each
+    for run in seed_runs:  # every seed of the headline is the shipped config with only its seed changed
+        name, seed = run.name.split("_16000_seed")
+        config = yaml.safe_load((run / "config.yaml").read_text())
+        assert _same_settings(config) == _same_settings(
+            load_config(f"config/training/{shipped_of[name]}", [f"seed={seed}"])), run.name
     bench = yaml.safe_load(default_config().read_text())
     full = load_config(None, [*bench["presets"]["full"]["overrides"], "model.kind=student", f"steps={steps}"])
     shipped = load_config("config/training/student.yaml")
