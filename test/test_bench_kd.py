@@ -149,15 +149,38 @@ def test_variants_from_another_table_run_without_search_or_parent(tmp_path):
 
 
 def test_converged_preset_is_the_full_preset_at_the_budget_check_steps():
+    """`extends: full` resolves to full's settings with steps replaced where they stand: exactly the list the
+    committed converged runs recorded, so they are reused and not refused as other settings."""
     import yaml
 
-    from lix_training.bench_kd import default_config
+    from lix_training.bench_kd import default_config, resolve_preset
 
     presets = yaml.safe_load(default_config().read_text())["presets"]
+    converged, full = resolve_preset(presets, "converged"), resolve_preset(presets, "full")
     steps = yaml.safe_load(Path(f"{CONVERGED}/student_16000_seed0/config.yaml").read_text())["steps"]
-    assert presets["converged"]["overrides"] == [f"steps={steps}" if o.startswith("steps=") else o
-                                                 for o in presets["full"]["overrides"]]
-    assert presets["converged"]["teacher_overrides"] == presets["full"]["teacher_overrides"]
+    assert converged["overrides"] == [f"steps={steps}" if o.startswith("steps=") else o for o in full["overrides"]]
+    assert converged["teacher_overrides"] == full["teacher_overrides"] and converged["seeds"] == full["seeds"]
+    for settings in Path("benchmarks/results/bench_kd_converged/runs").glob("*/*/settings.json"):
+        recorded = json.loads(settings.read_text())["base"]
+        assert recorded == [o for o in converged["overrides"] if not o.startswith("data.preload=")], settings
+
+
+def test_preset_extends_replaces_keys_in_place_and_refuses_cycles_and_unknown_parents():
+    from lix_training.bench_kd import CliError, resolve_preset
+
+    presets = {"a": {"seeds": [0], "overrides": ["steps=4", "lr=1", "x=[1, 2]"], "teacher_overrides": ["steps=6"]},
+               "b": {"extends": "a", "overrides": ["lr=2", "new=3"]},
+               "c": {"extends": "b", "seeds": [1, 2], "overrides": ["steps=8"]},
+               "loop": {"extends": "loop2"}, "loop2": {"extends": "loop"}, "orphan": {"extends": "nope"}}
+    assert resolve_preset(presets, "b") == {"seeds": [0], "overrides": ["steps=4", "lr=2", "x=[1, 2]", "new=3"],
+                                            "teacher_overrides": ["steps=6"]}
+    assert resolve_preset(presets, "c") == {"seeds": [1, 2], "overrides": ["steps=8", "lr=2", "x=[1, 2]", "new=3"],
+                                            "teacher_overrides": ["steps=6"]}
+    assert "extends" not in resolve_preset(presets, "c") and presets["c"]["extends"] == "b"  # input untouched
+    with pytest.raises(CliError, match="cycle: loop -> loop2 -> loop"):
+        resolve_preset(presets, "loop")
+    with pytest.raises(CliError, match="unknown preset 'nope'"):
+        resolve_preset(presets, "orphan")
 
 
 def test_student_config_is_the_full_preset_at_the_converged_budget():
@@ -166,7 +189,7 @@ def test_student_config_is_the_full_preset_at_the_converged_budget():
     budget check's runs used exactly the shipped configs' settings."""
     import yaml
 
-    from lix_training.bench_kd import default_config
+    from lix_training.bench_kd import default_config, resolve_preset
     from lix_training.config import load_config
 
     budget_runs = {name: yaml.safe_load(Path(f"{CONVERGED}/{name}_16000_seed0/config.yaml").read_text())
@@ -181,7 +204,8 @@ def test_student_config_is_the_full_preset_at_the_converged_budget():
         assert _same_settings(config) == _same_settings(
             load_config(f"config/training/{shipped_of[name]}", [f"seed={seed}"])), run.name
     bench = yaml.safe_load(default_config().read_text())
-    full = load_config(None, [*bench["presets"]["full"]["overrides"], "model.kind=student", f"steps={steps}"])
+    full = load_config(None, [*resolve_preset(bench["presets"], "full")["overrides"], "model.kind=student",
+                              f"steps={steps}"])
     shipped = load_config("config/training/student.yaml")
     for key in ("seed", "model", "data", "optim", "steps", "batch_size"):
         assert shipped[key] == full[key], key

@@ -431,17 +431,48 @@ def plot(bench: Bench, rows: list[dict], teacher_scores: dict[str, float], bars_
 
 
 # ---------------------------------------------------------------------------------------------- main
+def _override_in_place(base: list[str], changes: list[str]) -> list[str]:
+    """base with each `key=value` of changes replacing base's entry of the same key where it stands (new keys
+    appended): an extending preset resolves to the very list it would have spelled out, so the settings its
+    finished runs recorded stay the same."""
+    merged = list(base)
+    for change in changes:
+        key = change.split("=", 1)[0]
+        at = next((i for i, item in enumerate(merged) if item.split("=", 1)[0] == key), None)
+        if at is None:
+            merged.append(change)
+        else:
+            merged[at] = change
+    return merged
+
+
+def resolve_preset(presets: dict, name: str, seen: tuple[str, ...] = ()) -> dict:
+    """The preset with `extends: <parent>` resolved: the parent's keys, its override lists changed key by key."""
+    if name not in presets:
+        raise CliError(f"unknown preset {name!r}; expected one of {sorted(presets)}")
+    if name in seen:
+        raise CliError(f"presets extend each other in a cycle: {' -> '.join((*seen, name))}")
+    preset = dict(presets[name])
+    parent_name = preset.pop("extends", None)
+    if parent_name is None:
+        return preset
+    parent = resolve_preset(presets, parent_name, (*seen, name))
+    resolved = {**parent, **preset}
+    for key in ("overrides", "teacher_overrides"):
+        resolved[key] = _override_in_place(parent.get(key, []), preset.get(key, []))
+    return resolved
+
+
 def _load_bench(path: Path, preset_name: str) -> tuple[dict, dict]:
     if not path.is_file():
         raise CliError(f"benchmark config not found: {path}")
     bench = parse_yaml(path.read_text())
-    if preset_name not in bench["presets"]:
-        raise CliError(f"unknown preset {preset_name!r}; expected one of {sorted(bench['presets'])}")
+    preset = resolve_preset(bench["presets"], preset_name)
     for name, spec in bench["rows"].items():
         parent = spec.get("ablation_of")
         if parent is not None and parent not in bench["rows"]:
             raise CliError(f"row {name!r}: ablation_of names unknown row {parent!r}")
-    return bench, bench["presets"][preset_name]
+    return bench, preset
 
 
 def fixed_variants(path: Path, rows: list[str]) -> dict[str, dict]:
