@@ -130,7 +130,7 @@ def plot(curves: dict[str, list[tuple[int, float]]], path: Path) -> None:
     labelled = set()
     for name, curve in curves.items():
         group = (group_and_seed(name) or (name, 0))[0]
-        label = None if group in labelled else (group if group != name else name)
+        label = None if group in labelled else group
         labelled.add(group)
         axis.plot([s for s, _ in curve], [v for _, v in curve], marker=".", markersize=3, linewidth=1,
                   color=plt.cm.tab10(groups.index(group) % 10), label=label)
