@@ -153,7 +153,7 @@ def test_converged_preset_is_the_full_preset_at_the_budget_check_steps():
     committed converged runs recorded, so they are reused and not refused as other settings."""
     import yaml
 
-    from lix_training.bench_kd import default_config, resolve_preset
+    from lix_training.bench_kd import default_config, recorded_base, resolve_preset
 
     presets = yaml.safe_load(default_config().read_text())["presets"]
     converged, full = resolve_preset(presets, "converged"), resolve_preset(presets, "full")
@@ -162,7 +162,7 @@ def test_converged_preset_is_the_full_preset_at_the_budget_check_steps():
     assert converged["teacher_overrides"] == full["teacher_overrides"] and converged["seeds"] == full["seeds"]
     for settings in Path("benchmarks/results/bench_kd_converged/runs").glob("*/*/settings.json"):
         recorded = json.loads(settings.read_text())["base"]
-        assert recorded == [o for o in converged["overrides"] if not o.startswith("data.preload=")], settings
+        assert recorded == recorded_base(converged["overrides"]), settings
 
 
 def test_preset_extends_replaces_keys_in_place_and_refuses_cycles_and_unknown_parents():

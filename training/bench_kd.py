@@ -123,13 +123,17 @@ def read_curve(run_dir: Path) -> dict:
     return {"sec_per_step": statistics.median(seconds) if seconds else float("nan"), "curve": curve}
 
 
+def recorded_base(base: list[str]) -> list[str]:
+    """The base overrides a run's settings.json records: what decides its result, so not the cache folder (the
+    same rendered frames) nor data.preload (the same batches, decoded once instead of every step;
+    test_preloaded_frames_train_the_same_weights)."""
+    return [b for b in base if not b.startswith(("data.cache_dir=", "data.preload="))]
+
+
 def run_one(job: dict, teacher: Path, base: list[str], data_cfg: dict) -> dict:
     run_dir: Path = job["dir"]
     result_path = run_dir / "result.json"
-    # What decides the run's result: not the cache folder (the same rendered frames) nor data.preload (the same
-    # batches, decoded once instead of every step; test_preloaded_frames_train_the_same_weights).
-    settings = {"variant": job["variant"], "teacher": str(teacher),
-                "base": [b for b in base if not b.startswith(("data.cache_dir=", "data.preload="))]}
+    settings = {"variant": job["variant"], "teacher": str(teacher), "base": recorded_base(base)}
     settings_path = run_dir / "settings.json"
     if settings_path.exists() and json.loads(settings_path.read_text()) != settings:
         raise CliError(f"{run_dir} was run with other settings (preset or teacher changed): use another --out")
