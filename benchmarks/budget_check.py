@@ -126,10 +126,11 @@ def plot(curves: dict[str, list[tuple[int, float]]], path: Path) -> None:
 
     figure, axis = plt.subplots(figsize=(8, 4.5))
     # one colour per group (runs named <group>_seed<N>), so a group's seeds read as one band
-    groups = list(dict.fromkeys((group_and_seed(name) or (name, 0))[0] for name in curves))
+    group_of = {name: (group_and_seed(name) or (name, 0))[0] for name in curves}
+    groups = list(dict.fromkeys(group_of.values()))
     labelled = set()
     for name, curve in curves.items():
-        group = (group_and_seed(name) or (name, 0))[0]
+        group = group_of[name]
         label = None if group in labelled else group
         labelled.add(group)
         axis.plot([s for s, _ in curve], [v for _, v in curve], marker=".", markersize=3, linewidth=1,
