@@ -159,6 +159,18 @@ def test_frame_size_is_the_checkpoint_input_size_and_eval_uses_the_training_data
     assert metrics[0]["input_size"] == [24, 48]
     assert "on synthetic val family (3 frames, input 24x48" in result.stdout
     assert {p.name for p in out.glob("confusion_*.png")} == {"confusion_a_run_final.png", "confusion_b_run_final.png"}
+    # --set changes one data key on top of each checkpoint's own data (still its 3 val frames of the 48x96
+    # family), not on top of the synthetic defaults (60 frames at 160x320); a key outside data is refused.
+    result = subprocess.run([sys.executable, "-m", "lix_training.evaluate", str(tmp_path / "a" / "run" / "final.pt"),
+                             "--split", "val", "--set", "data.workers=0", "--out", str(out)],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert json.loads((out / "metrics.json").read_text())["frames"] == 3
+    result = subprocess.run([sys.executable, "-m", "lix_training.evaluate", str(tmp_path / "a" / "run" / "final.pt"),
+                             "--split", "val", "--set", "steps=3", "--out", str(out)], capture_output=True, text=True)
+    assert result.returncode != 0
+    assert result.stderr.strip() == ("lix-eval: error: override 'steps=3': only data.* keys apply here "
+                                     "(e.g. data.cache_dir=/path)")
 
 
 def test_preloaded_frames_train_the_same_weights(synthetic, tmp_path):

@@ -151,8 +151,12 @@ def read_config_file(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict:
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> dict:
     data = read_config_file(path) if path is not None else {}
-    config = _merge(DEFAULTS, data)
-    for text in overrides or []:
+    return apply_overrides(_merge(DEFAULTS, data), overrides or [])
+
+
+def apply_overrides(config: dict, overrides: list[str]) -> dict:
+    """`config` (a full config, changed in place) with `key.sub=value` overrides applied, then validated."""
+    for text in overrides:
         keys, value = _parse_override(text)
         node = config
         for key in keys[:-1]:
@@ -165,6 +169,17 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         node[keys[-1]] = value
     _validate(config)
     return config
+
+
+def data_with_overrides(data: dict, overrides: list[str]) -> dict:
+    """A data section (e.g. the one a checkpoint was trained on) with `data.key=value` overrides on top,
+    checked like a config's; any other key is an error, not silently ignored."""
+    for text in overrides:
+        if not text.strip().startswith("data."):
+            raise ConfigError(f"override {text!r}: only data.* keys apply here (e.g. data.cache_dir=/path)")
+    config = copy.deepcopy(DEFAULTS)
+    config["data"] = _merge(DEFAULTS["data"], data, "data.")
+    return apply_overrides(config, overrides)["data"]
 
 
 def _validate(config: dict) -> None:

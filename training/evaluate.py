@@ -1,8 +1,9 @@
 """`lix-eval`: confusion matrix, per-class IoU, mIoU and pixel accuracy of checkpoints over a split.
 
-Each checkpoint is scored on the data it was trained on (the data section stored in it) unless --config or
---set name other data; frames are fed at the checkpoint's input size, as the node runs it, and scored at their
-native size. Writes <out>/metrics.json, <out>/metrics.md and <out>/confusion_<name>.png.
+Each checkpoint is scored on the data it was trained on (the data section stored in it) unless --config names
+other data; --set changes single data keys on top of either (e.g. where the frames are cached). Frames are fed
+at the checkpoint's input size, as the node runs it, and scored at their native size. Writes <out>/metrics.json,
+<out>/metrics.md and <out>/confusion_<name>.png.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import torch
 from lix_ros.cli.common import DefaultsHelpFormatter, friendly_errors
 from lix_ros.core.checkpoint import CheckpointError, geometry_modality, load_model
 from lix_ros.core.metrics import scores_from_confusion
-from lix_training.config import DEFAULTS, load_config
+from lix_training.config import DEFAULTS, data_with_overrides, load_config
 from lix_training.data import SPLITS, open_split
 from lix_training.trainer import evaluate
 
@@ -71,11 +72,12 @@ def checkpoint_data(ckpt: dict) -> dict | None:
 
 
 def evaluate_checkpoint(checkpoint: str | Path, data_cfg: dict | None, split: str, workers: int = 0,
-                        progress: bool = False) -> dict:
-    """Scores of one checkpoint; `data_cfg` None = the data it was trained on (synthetic defaults if unknown)."""
+                        progress: bool = False, overrides: list[str] | None = None) -> dict:
+    """Scores of one checkpoint; `data_cfg` None = the data it was trained on (synthetic defaults if unknown),
+    `overrides` (data.key=value) applied on top of whichever it is."""
     model, ckpt = load_model(checkpoint)
     modality = geometry_modality(ckpt)
-    data_cfg = data_cfg or checkpoint_data(ckpt) or DEFAULTS["data"]
+    data_cfg = data_with_overrides(data_cfg or checkpoint_data(ckpt) or DEFAULTS["data"], overrides or [])
     frames = open_split(data_cfg, split, quiet=True)
     start = time.perf_counter()
     confusion = evaluate(model, frames, modality, torch.device("cpu"), len(ckpt["classes"]), ckpt["input_size"],
@@ -107,19 +109,21 @@ def main(argv: list[str] | None = None) -> int:
                         help="test_in exists for the synthetic families only")
     parser.add_argument("--config", help="training YAML whose data section to use instead of the checkpoint's")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="data override, e.g. --set data.source=cityscapes --set data.root=/data/cs")
+                        help="data key changed on top of the checkpoint's (or --config's) data, e.g. "
+                             "--set data.cache_dir=/data/cache or --set data.source=cityscapes --set data.root=/cs")
     parser.add_argument("--workers", type=int, default=2, help="processes decoding frames")
     parser.add_argument("--out", type=Path, default=Path("out/eval"), help="output folder")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
-    data_cfg = load_config(args.config, args.set)["data"] if (args.config or args.set) else None
+    data_cfg = load_config(args.config)["data"] if args.config else None
     args.out.mkdir(parents=True, exist_ok=True)
     results, sections = [], []
     summary = ["| checkpoint | data | modalities | input size | mIoU (%) | pixel acc. (%) |",
                "|---|---|---|---|---:|---:|"]
     for checkpoint, name in zip(args.checkpoint, row_names(args.checkpoint)):
         try:
-            result = evaluate_checkpoint(checkpoint, data_cfg, args.split, args.workers, progress=not args.quiet)
+            result = evaluate_checkpoint(checkpoint, data_cfg, args.split, args.workers, progress=not args.quiet,
+                                         overrides=args.set)
         except CheckpointError as error:
             raise ValueError(str(error)) from None
         result["name"] = name
