@@ -6,6 +6,7 @@ from lix_ros.core.checkpoint import CheckpointError, atomic_save, load_model, ma
 from lix_ros.core.metrics import confusion_matrix, labelled_miou, scores_from_confusion
 from lix_ros.data.classes import CLASS_NAMES
 from lix_ros.models import ModelConfig, build_model
+from lix_ros.models.layers import group_count
 
 
 @pytest.mark.parametrize("config", [
@@ -44,6 +45,20 @@ def test_registry_rejects_bad_configs():
     small = sum(p.numel() for p in build_model({"preset": "small"}).parameters())
     wide = sum(p.numel() for p in build_model({"preset": "small", "width_multiplier": 2.0}).parameters())
     assert wide > 3 * small
+
+
+@pytest.mark.parametrize("multiplier", [0.5, 0.75, 1.25, 1.5, 1.75])
+def test_width_multipliers_build_and_run(multiplier):
+    # 1.25 gives 60 decoder channels: GroupNorm must take a group count that divides them
+    for config in ({"kind": "student", "preset": "small", "width_multiplier": multiplier},
+                   {"kind": "teacher", "preset": "small", "modality": "depth", "width_multiplier": multiplier}):
+        model = build_model(config).eval()
+        inputs = [torch.zeros(1, 3, 32, 64)] + ([torch.zeros(1, 1, 32, 64)] if config["kind"] == "teacher" else [])
+        with torch.no_grad():
+            out = model(*inputs)
+        assert out["logits"].shape[-2:] == (32, 64)
+    for channels, groups in [(60, 6), (48, 8), (20, 5), (8, 2), (4, 1), (3, 1), (36, 6)]:
+        assert group_count(channels) == groups
 
 
 @pytest.fixture()

@@ -12,8 +12,15 @@ def norm_layer(kind: str, channels: int) -> nn.Module:
         return nn.BatchNorm2d(channels)
     if kind == "group":
         # Batch-independent: identical statistics for any batch split (DDP, batch 1 at inference).
-        return nn.GroupNorm(min(8, channels // 4) if channels >= 8 else 1, channels)
+        return nn.GroupNorm(group_count(channels), channels)
     raise ValueError(f"unknown norm {kind!r}; expected 'batch' or 'group'")
+
+
+def group_count(channels: int) -> int:
+    """Up to 8 groups of at least 4 channels, and a divisor of `channels` (a width multiplier such as 1.25
+    gives 60 channels, which 8 groups cannot split)."""
+    upper = max(1, min(8, channels // 4))
+    return next(g for g in range(upper, 0, -1) if channels % g == 0)
 
 
 class ConvNormAct(nn.Sequential):
