@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from lix_training.bench_kd import paired_difference, plateau
+from lix_training.bench_kd import paired_difference, plateau, seed_band
 
 # Search, ablations, the published MKAT and the no-teacher baseline (the other methods' mathematics and
 # gradients are in test_distill.py; their rows run the same code path).
@@ -91,6 +91,26 @@ def test_paired_difference_and_its_interval():
 def test_plateau_is_the_gain_over_the_last_fifth():
     assert plateau([(500, 0.5), (1000, 0.6), (1500, 0.62), (2000, 0.63)]) == pytest.approx(0.01)  # 2000 vs 1500
     assert plateau([(2000, 0.6)]) is None
+
+
+def test_seed_band_is_min_mean_max_over_the_steps_every_seed_reached():
+    curves = [[(500, 0.5), (1000, 0.6), (1500, 0.7)], [(500, 0.3), (1000, 0.8)]]  # the second was cut short
+    steps, low, mean, high = seed_band(curves)
+    assert steps == [500, 1000]
+    assert low == pytest.approx([30, 60]) and mean == pytest.approx([40, 70]) and high == pytest.approx([50, 80])
+    assert seed_band([]) == ([], [], [], [])
+
+
+def test_wide_preset_widens_the_student_only():
+    import yaml
+
+    from lix_training.bench_kd import default_config, resolve_preset
+
+    presets = yaml.safe_load(default_config().read_text())["presets"]
+    wide, converged = resolve_preset(presets, "converged_wide"), resolve_preset(presets, "converged")
+    assert wide["overrides"] == [*converged["overrides"], "model.width_multiplier=1.5"]
+    # a teacher trained by the bench gets base + teacher_overrides: the latter must undo the width
+    assert wide["teacher_overrides"][-1] == "model.width_multiplier=1.0"
 
 
 def test_unknown_row_is_one_line(tmp_path):

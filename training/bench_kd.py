@@ -421,17 +421,38 @@ def plot(bench: Bench, rows: list[dict], teacher_scores: dict[str, float], bars_
     fig.tight_layout()
     fig.savefig(bars_path, dpi=100)
     plt.close(fig)
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for (row, _, seed), result in sorted(bench.results.items()):
-        if row in ("student", "lix") and result["curve"]:
-            steps, values = zip(*result["curve"])
-            ax.plot(steps, [100 * v for v in values], marker=".", label=f"{row} seed {seed}",
-                    linestyle="-" if row == "student" else "--")
-    ax.set(xlabel="step", ylabel="val mIoU (%)", title="validation curves")
-    ax.legend(fontsize=7)
+    fig, ax = plt.subplots(figsize=(9.5, 4.5))
+    ax.set_prop_cycle(color=plt.get_cmap("tab20").colors)  # up to 20 rows without a repeated colour
+    others = [r for r in rows if r["row"] != "student"]
+    best = max(others, key=lambda r: r["val"]["mean"])["row"] if others else None
+    for r in rows:
+        curves = [run["curve"] for s in r["seeds"]
+                  if (run := bench.results.get((r["row"], variant_key(r["variant"]), s))) and run["curve"]]
+        steps, low, mean, high = seed_band(curves)
+        if not steps:
+            continue
+        bold = r["row"] in ("student", best)
+        line, = ax.plot(steps, mean, linewidth=2 if bold else 0.8, alpha=1 if bold else 0.6,
+                        label=f"{r['row']} (mean of {len(curves)} seeds)")
+        if bold:  # the spread over seeds of the two rows the README compares
+            ax.fill_between(steps, low, high, color=line.get_color(), alpha=0.2)
+    ax.set(xlabel="step", ylabel="val mIoU (%)",
+           title="validation curves (band: min-max over seeds)" + (f"; bold: student, {best} (best on val)"
+                                                                   if best else ""))
+    ax.title.set_fontsize(9)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     fig.tight_layout()
     fig.savefig(curves_path, dpi=100)
     plt.close(fig)
+
+
+def seed_band(curves: list[list]) -> tuple[list[int], list[float], list[float], list[float]]:
+    """Min, mean and max val mIoU (%) over seeds at each step every curve reached."""
+    steps = sorted(set.intersection(*(set(step for step, _ in c) for c in curves))) if curves else []
+    at = [dict((step, value) for step, value in c) for c in curves]
+    per_step = [[100 * values[step] for values in at] for step in steps]
+    return (steps, [min(v) for v in per_step], [statistics.mean(v) for v in per_step],
+            [max(v) for v in per_step])
 
 
 # ---------------------------------------------------------------------------------------------- main
