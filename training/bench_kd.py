@@ -39,7 +39,7 @@ from pathlib import Path
 from lix_ros.cli.common import CliError, DefaultsHelpFormatter, friendly_errors
 from lix_ros.core.constants import DATA_CACHE_DIR
 from lix_ros.core.metrics import labelled_miou
-from lix_training.config import load_config, parse_yaml
+from lix_training.config import load_config, override_keys, parse_yaml
 from lix_training.evaluate import evaluate_checkpoint
 
 
@@ -462,8 +462,8 @@ def _override_in_place(base: list[str], changes: list[str]) -> list[str]:
     finished runs recorded stay the same."""
     merged = list(base)
     for change in changes:
-        key = change.split("=", 1)[0]
-        at = next((i for i, item in enumerate(merged) if item.split("=", 1)[0] == key), None)
+        key = override_keys(change)
+        at = next((i for i, item in enumerate(merged) if override_keys(item) == key), None)
         if at is None:
             merged.append(change)
         else:

@@ -114,11 +114,15 @@ def _merge(base: dict, override: dict, path: str = "") -> dict:
     return out
 
 
-def _parse_override(text: str) -> tuple[list[str], object]:
+def override_keys(text: str) -> list[str]:
+    """The key path of a `key.sub=value` override: ["key", "sub"]."""
     if "=" not in text:
         raise ConfigError(f"override {text!r} must look like key.sub=value")
-    key, _, raw = text.partition("=")
-    return key.strip().split("."), parse_yaml(raw)
+    return text.partition("=")[0].strip().split(".")
+
+
+def _parse_override(text: str) -> tuple[list[str], object]:
+    return override_keys(text), parse_yaml(text.partition("=")[2])
 
 
 def _deep_update(base: dict, override: dict) -> dict:
