@@ -74,6 +74,7 @@ def test_fast_benchmark_searches_on_val_and_reports_paired_differences(tmp_path)
     (student_run / "final.pt").unlink()
     again = _bench(tmp_path, "--rows", "student", timeout=300)
     assert again.returncode == 0, again.stderr[-2000:]
+    assert "teacher scores reused" in again.stdout  # the same teacher and data are not scored twice
     assert "--resume" in (student_run / "train.log").read_text() or (student_run / "result.json").exists()
     rerun = json.loads((student_run / "result.json").read_text())
     assert rerun["seed"] == 1 and rerun["test"]["miou"] == pytest.approx(rows["student"]["test"]["runs"]["1"])

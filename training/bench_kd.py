@@ -514,6 +514,25 @@ def fixed_variants(path: Path, rows: list[str]) -> dict[str, dict]:
     return {row: chosen[row] for row in rows}
 
 
+def teacher_evaluation(teacher: Path, data_cfg: dict, cache: Path) -> dict[str, dict]:
+    """The teacher's mIoU and label support per evaluation split, cached in `cache` under a key of the
+    checkpoint's bytes and the data settings (where the frames are cached is not one): every invocation,
+    --report-only included, would otherwise spend minutes re-scoring the same teacher."""
+    data = {k: v for k, v in data_cfg.items() if k != "cache_dir"}
+    key = hashlib.sha256(teacher.read_bytes() + json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
+    if cache.is_file():
+        stored = json.loads(cache.read_text())
+        if stored.get("key") == key:
+            print(f"teacher scores reused from {cache}", flush=True)
+            return stored["splits"]
+    splits = {}
+    for split in EVAL_SPLITS:
+        metrics = evaluate_checkpoint(teacher, data_cfg, split)
+        splits[split] = {"miou": metrics["miou"], "support": metrics["support"]}
+    cache.write_text(json.dumps({"key": key, "teacher": str(teacher), "splits": splits}, indent=1))
+    return splits
+
+
 def _teacher(args, bench: dict, preset: dict, base: list[str]) -> Path:
     if args.teacher is not None:
         if not args.teacher.is_file():
@@ -567,7 +586,7 @@ def main(argv: list[str] | None = None) -> int:
     teacher = _teacher(args, bench, preset, base)
     if not teacher.is_file():
         raise CliError(f"--report-only: no teacher at {teacher}")
-    teacher_eval = {split: evaluate_checkpoint(teacher, data_cfg, split) for split in EVAL_SPLITS}
+    teacher_eval = teacher_evaluation(teacher, data_cfg, args.out / "teacher_eval.json")
     teacher_scores = {split: metrics["miou"] for split, metrics in teacher_eval.items()}
     support = {split: metrics["support"] for split, metrics in teacher_eval.items()}  # the labels' classes
     print("teacher " + "  ".join(f"{s} {_pct(v)}" for s, v in teacher_scores.items()), flush=True)
