@@ -50,6 +50,10 @@ DEFAULTS: dict = {
         # Virtual KITTI 2: scenes per split (val: [] = val_fraction of the train scenes), variations, camera.
         # Fine-tuning: frames of these bags (their train portion) fill `share` of every batch (lix-finetune).
         "mix": {"root": None, "share": 0.5},
+        # Distillation on unlabelled frames (synthetic source): `count` more scenes of the training family whose
+        # labels are withheld fill `share` of every batch; the teacher labels them as it sees them (its argmax is
+        # their label for cross-entropy and for the distillation terms). Needs distill.teacher.
+        "unlabelled": {"count": 0, "share": 0.5},
         # Bags (source: bag): topic names; frames without `labels` use the teacher's mask (lix-bag label) if any.
         "topics": {"camera": CAMERA, "camera_info": CAMERA_INFO, "depth": DEPTH, "points": POINTS, "labels": GT,
                    "teacher": TEACHER_OUT},
@@ -204,6 +208,19 @@ def _validate(config: dict) -> None:
     share = data["mix"]["share"]
     if not isinstance(share, (int, float)) or not 0 < share <= 1:
         raise ConfigError(f"data.mix.share must be a number in (0, 1], got {share!r}")
+    unlabelled = data["unlabelled"]
+    if isinstance(unlabelled["count"], bool) or not isinstance(unlabelled["count"], int) or unlabelled["count"] < 0:
+        raise ConfigError(f"data.unlabelled.count must be an integer >= 0, got {unlabelled['count']!r}")
+    if not isinstance(unlabelled["share"], (int, float)) or not 0 < unlabelled["share"] < 1:
+        raise ConfigError(f"data.unlabelled.share must be a number in (0, 1), got {unlabelled['share']!r}")
+    if unlabelled["count"]:
+        if data["source"] != "synthetic":
+            raise ConfigError("data.unlabelled is for the synthetic source; label other data with the teacher "
+                              "(`lix-bag label`) and mix it in (data.mix)")
+        if not (config.get("distill") or {}).get("teacher"):
+            raise ConfigError("data.unlabelled needs a teacher to label its frames (distill.teacher)")
+        if data["mix"]["root"]:
+            raise ConfigError("data.unlabelled and data.mix cannot be combined: both fill part of every batch")
     for key in ("frame_size", "crop_size", "render_size"):
         value = data[key]
         if value is None and key == "frame_size":

@@ -12,7 +12,7 @@ import os
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache, partial
 from pathlib import Path
 
@@ -23,6 +23,7 @@ from tqdm import tqdm
 from lix_ros.core.checkpoint import RGB_MEAN, RGB_STD
 from lix_ros.data.augment import Augment, resize_sample
 from lix_ros.data.cityscapes import CityscapesDataset, export_frames
+from lix_ros.data.classes import IGNORE_ID
 from lix_ros.data.kitti import KittiSemanticDataset
 from lix_ros.data.sample import DataError, Sample, sample_modality
 from lix_ros.data.synthetic import LidarConfig, render_frame, split_seeds
@@ -73,6 +74,7 @@ class Split:
     indices: list[int]
     description: str  # e.g. "cityscapes /data/cs, split val"
     frame_size: tuple[int, int] | None = None
+    labelled: bool = True  # False: every label reads as ignore (the trainer gives these frames the teacher's)
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -81,6 +83,8 @@ class Split:
         sample = self.source[self.indices[index]]
         if self.frame_size is not None and sample.rgb.shape[:2] != tuple(self.frame_size):
             sample = resize_sample(sample, tuple(self.frame_size))
+        if not self.labelled:  # withheld here, so no later step can see a label it should not
+            sample = replace(sample, label=np.full(sample.rgb.shape[:2], IGNORE_ID, np.uint8))
         return sample
 
 
@@ -144,6 +148,16 @@ def open_split(data_cfg: dict, split: str, quiet: bool = False) -> Split:
     raise DataError(f"unknown data source {source!r}")
 
 
+def open_unlabelled(data_cfg: dict, quiet: bool = False) -> Split:
+    """data.unlabelled: `count` more scenes of the synthetic training family, their labels withheld."""
+    count = data_cfg["unlabelled"]["count"]
+    if data_cfg["source"] != "synthetic":
+        raise DataError("data.unlabelled is for the synthetic source (other data: `lix-bag label` and data.mix)")
+    dataset = CityscapesDataset(ensure_synthetic(data_cfg, "unlabelled", count, quiet), "unlabelled")
+    return Split(dataset, list(range(min(count, len(dataset)))), "synthetic training family, labels withheld",
+                 labelled=False)
+
+
 def normalize_rgb(rgb: np.ndarray) -> torch.Tensor:
     """HxWx3 uint8 -> 3xHxW float, ImageNet mean/std (stored in every checkpoint)."""
     # np.require copies read-only views (frames decoded straight from message buffers)
@@ -171,8 +185,9 @@ class StepBatches(torch.utils.data.Dataset):
     """`batches[step]`: the global batch of a step is a fixed function of (seed, step); rank r takes its share.
 
     A map-style dataset indexed by step, so a DataLoader with any number of workers yields the same batches.
-    With `extra` frames (e.g. hard frames for fine-tuning) the first round(extra_share * batch_size) samples of
-    every batch come from them, each source walking through its own per-epoch permutation.
+    With `extra` frames (hard frames for fine-tuning, or unlabelled frames) the first
+    round(extra_share * batch_size) samples of every batch come from them, each source walking through its own
+    per-epoch permutation; unlabelled extra frames add `labelled` (a bool per sample) to the batch.
     """
 
     def __init__(self, frames: Split, batch_size: int, seed: int, augment: Augment | None,
@@ -191,6 +206,8 @@ class StepBatches(torch.utils.data.Dataset):
         self.local = batch_size // world_size
         self.extra = extra if extra is not None and len(extra) else None
         self.extra_count = round(extra_share * batch_size) if self.extra is not None else 0
+        # batch["labelled"] (per sample) when some frames have their labels withheld
+        self.flag_labelled = self.extra is not None and not self.extra.labelled
 
     @staticmethod
     def _walk(seed: int, count: int, start: int, n: int) -> list[int]:
@@ -224,6 +241,8 @@ class StepBatches(torch.utils.data.Dataset):
                     item[f"x:{modality}"] = tensors["x"]
                     item.setdefault("rgb", tensors["rgb"])
                     item.setdefault("label", tensors["label"])
+            if self.flag_labelled:
+                item["labelled"] = torch.tensor(frames.labelled)
             items.append(item)
         return {key: torch.stack([it[key] for it in items]) for key in items[0]}
 
@@ -299,7 +318,7 @@ def preload(frames: Split, workers: int, desc: str | None = None) -> Split:
     same order, so the batches of every step are unchanged; steps then skip the per-step PNG decoding."""
     samples = list(tqdm(sample_loader(frames, workers), total=len(frames), desc=desc, unit="frame",
                         disable=desc is None))
-    return Split(_InMemory(samples), list(range(len(samples))), frames.description)
+    return Split(_InMemory(samples), list(range(len(samples))), frames.description, labelled=frames.labelled)
 
 
 def sample_loader(frames: Split, workers: int):

@@ -24,7 +24,16 @@ from lix_ros.core.metrics import confusion_matrix, empty_confusion, scores_from_
 from lix_ros.data.augment import Augment, resize_sample
 from lix_ros.data.classes import CLASS_NAMES, IGNORE_ID
 from lix_ros.models.build import ModelConfig, build_model
-from lix_training.data import Split, StepBatches, open_split, preload, sample_loader, step_loader, to_tensors
+from lix_training.data import (
+    Split,
+    StepBatches,
+    open_split,
+    open_unlabelled,
+    preload,
+    sample_loader,
+    step_loader,
+    to_tensors,
+)
 
 
 def _distributed() -> tuple[int, int]:
@@ -95,6 +104,18 @@ def supervised_loss(logits: torch.Tensor, label: torch.Tensor, valid_total: torc
     """
     summed = F.cross_entropy(logits, label, ignore_index=IGNORE_ID, reduction="sum")
     return summed / valid_total.clamp(min=1)
+
+
+@torch.no_grad()
+def with_teacher_labels(label: torch.Tensor, labelled: torch.Tensor, teacher_logits: torch.Tensor) -> torch.Tensor:
+    """The labels of labelled samples; the teacher's argmax (at the labels' size) on samples whose labels were
+    withheld (data.unlabelled): what cross-entropy and the distillation terms then see."""
+    if bool(labelled.all()):
+        return label
+    if teacher_logits.shape[-2:] != label.shape[-2:]:
+        teacher_logits = F.interpolate(teacher_logits.float(), size=label.shape[-2:], mode="bilinear",
+                                       align_corners=False)
+    return torch.where(labelled.bool()[:, None, None], label, teacher_logits.argmax(1))
 
 
 @torch.no_grad()
@@ -264,12 +285,18 @@ class Trainer:
             modalities.append(self.teacher_modality)
         if self.aux_depth is not None and "depth" not in modalities:
             modalities.append("depth")
-        self.mix_frames = None
+        self.mix_frames, share = None, data_cfg["mix"]["share"]
         if data_cfg["mix"]["root"]:
             self.mix_frames = open_split({**data_cfg, "source": "bag", "root": data_cfg["mix"]["root"]}, "train")
+        elif data_cfg["unlabelled"]["count"]:
+            self.mix_frames, share = open_unlabelled(data_cfg, quiet=self.quiet), data_cfg["unlabelled"]["share"]
+            if data_cfg["preload"]:
+                self.mix_frames = preload(self.mix_frames, data_cfg["workers"],
+                                          None if self.quiet or self.rank else "preload unlabelled")
+        if self.mix_frames is not None:
             self.mix_frames.frame_size = self.train_frames.frame_size
         self.batches = StepBatches(self.train_frames, config["batch_size"], config["seed"], augment, modalities,
-                                   self.rank, self.world, self.mix_frames, data_cfg["mix"]["share"])
+                                   self.rank, self.world, self.mix_frames, share)
 
     # ------------------------------------------------------------------ checkpoints
     def _checkpoint(self, include_resume: bool) -> dict:
@@ -366,20 +393,23 @@ class Trainer:
         batch = self.batches[step] if batch is None else batch
         batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
         label = batch["label"]
-        valid = (label != IGNORE_ID).sum().to(torch.float32)
-        if self.world > 1:
-            dist.all_reduce(valid)
-            valid = valid / self.world  # each rank's loss is then scaled by world size through the average
         x = batch.get(f"x:{self.modality}") if self.modality else None
         with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.use_amp):
+            if self.distiller is not None:
+                with torch.no_grad():
+                    tx = batch.get(f"x:{self.teacher_modality}") if self.teacher_modality else None
+                    teacher_out = self.teacher(batch["rgb"], tx)
+                if "labelled" in batch:
+                    label = with_teacher_labels(label, batch["labelled"], teacher_out["logits"])
+            valid = (label != IGNORE_ID).sum().to(torch.float32)
+            if self.world > 1:
+                dist.all_reduce(valid)
+                valid = valid / self.world  # each rank's loss is then scaled by world size through the average
             out = self.ddp_model(batch["rgb"], x)
             loss_ce = supervised_loss(out["logits"].float(), label, valid)
             terms = {}
             loss = loss_ce
             if self.distiller is not None:
-                with torch.no_grad():
-                    tx = batch.get(f"x:{self.teacher_modality}") if self.teacher_modality else None
-                    teacher_out = self.teacher(batch["rgb"], tx)
                 terms = self.ddp_distiller(out, teacher_out, label, step=step, total_steps=self.config["steps"])
             if self.aux_depth is not None:
                 terms.update(self.aux_depth(out["embedding"], batch["x:depth"]))

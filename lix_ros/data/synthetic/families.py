@@ -83,11 +83,21 @@ def family_of(seed: int) -> FamilyConfig:
     raise ValueError(f"seed {seed} is outside every family's range (0 <= seed < 3,000,000)")
 
 
-# Evaluation splits that draw from another split's family: "test_in" is unseen scenes of the training
-# family (seeds from the second half of its range, which training never reaches), "test" is the shifted
-# family (other weather and layout).
+# Splits that draw from another split's family: "test_in" is unseen scenes of the training family (seeds
+# from the second half of its range, which training never reaches), "test" is the shifted family (other
+# weather and layout), "unlabelled" is more scenes of the training family whose labels training never sees
+# (data.unlabelled: the teacher labels them), from the second quarter of the range. Splits of one family
+# never share a seed: each ends where the next one of its family starts.
 SPLIT_FAMILY: dict[str, tuple[str, int]] = {"train": ("train", 0), "val": ("val", 0), "test": ("test", 0),
-                                            "test_in": ("train", 500_000)}
+                                            "test_in": ("train", 500_000), "unlabelled": ("train", 250_000)}
+
+
+def split_size(split: str) -> int:
+    """How many seeds a split has: up to where the next split of its family starts."""
+    family_name, start = SPLIT_FAMILY[split]
+    family = FAMILIES[family_name]
+    later = [s for f, s in SPLIT_FAMILY.values() if f == family_name and s > start]
+    return (min(later) if later else family.seed_stop - family.seed_start) - start
 
 
 def split_seeds(split: str, count: int, offset: int = 0) -> list[int]:
@@ -96,9 +106,7 @@ def split_seeds(split: str, count: int, offset: int = 0) -> list[int]:
         raise ValueError(f"unknown split {split!r}; expected one of {sorted(SPLIT_FAMILY)}")
     family_name, start = SPLIT_FAMILY[split]
     family = FAMILIES[family_name]
-    size = family.seed_stop - family.seed_start - start
-    if split == "train":
-        size = SPLIT_FAMILY["test_in"][1]  # training scenes never overlap test_in
+    size = split_size(split)
     if offset + count > size:
         raise ValueError(f"split {split!r} has only {size} seeds")
     first = family.seed_start + start + offset
