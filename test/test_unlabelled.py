@@ -104,3 +104,15 @@ def test_a_withheld_frame_is_trained_on_the_teachers_labels(tiny_config):
     result = trainer.train_step(0, batch)
     assert result["loss_ce"] == pytest.approx(float(expected), rel=1e-4)
     assert abs(float(ground_truth) - float(expected)) > 1e-2  # the check tells the two label sources apart
+
+
+def test_finetuning_a_run_with_unlabelled_frames_mixes_in_only_the_bags(tmp_path):
+    import argparse
+
+    from lix_training.finetune import finetune_config
+
+    trained = load_config(None, ["data.unlabelled.count=2000", DISTILL])
+    args = argparse.Namespace(mix=0.5, lr=None, steps=10, run_dir=tmp_path / "ft", threads=0)
+    config = finetune_config({"training": {"config": trained}}, "student.pt", ["hard.mcap"], args)
+    assert config["data"]["mix"] == {"root": ["hard.mcap"], "share": 0.5}
+    assert config["data"]["unlabelled"]["count"] == 0

@@ -47,6 +47,8 @@ def finetune_config(ckpt: dict, checkpoint: str, bags: list[str], args: argparse
             config[key] = copy.deepcopy(base[key])
     config["data"].update({k: v for k, v in base.get("data", {}).items() if k in config["data"]})
     config["data"]["mix"] = {"root": bags, "share": args.mix}
+    # the bags fill the batches' other share: a run's unlabelled frames (data.unlabelled) stay out of it
+    config["data"]["unlabelled"] = copy.deepcopy(DEFAULTS["data"]["unlabelled"])
     optim = config["optim"]
     optim.update({k: v for k, v in base.get("optim", {}).items() if k in optim})
     optim["lr"] = args.lr if args.lr is not None else optim["lr"] / 10
