@@ -139,7 +139,10 @@ CONVERGED = "benchmarks/results/budget_check_16000"  # the runs the committed st
 
 def _same_settings(config: dict) -> dict:
     """The settings that make two training runs the same recipe (not where they ran or wrote)."""
-    data = {k: v for k, v in config["data"].items() if k != "cache_dir"}
+    from lix_training.config import DEFAULTS
+
+    # a data key a committed run predates counts as its default (as --resume treats it)
+    data = {k: v for k, v in config["data"].items() if k != "cache_dir" and v != DEFAULTS["data"].get(k, k)}
     distill = config.get("distill") or {}
     return {"seed": config["seed"], "model": config["model"], "data": data, "optim": config["optim"],
             "steps": config["steps"], "batch_size": config["batch_size"], "distill": distill.get("methods")}
