@@ -114,9 +114,7 @@ def open_split(data_cfg: dict, split: str, quiet: bool = False) -> Split:
     source, root = data_cfg["source"], data_cfg.get("root")
     fraction = data_cfg["val_fraction"]
     if source == "synthetic":
-        count = data_cfg[f"{split}_count"]
-        dataset = CityscapesDataset(ensure_synthetic(data_cfg, split, count, quiet), split)
-        return Split(dataset, list(range(min(count, len(dataset)))), f"synthetic {split} family")
+        return _synthetic_split(data_cfg, split, data_cfg[f"{split}_count"], f"synthetic {split} family", quiet)
     if source == "cityscapes":
         if split in ("train", "val") and not (Path(root) / "leftImg8bit" / "val").is_dir():
             return _from_held_out(CityscapesDataset(root, "train"), split, fraction, f"cityscapes {root} (no val/)")
@@ -153,9 +151,15 @@ def open_unlabelled(data_cfg: dict, quiet: bool = False) -> Split:
     count = data_cfg["unlabelled"]["count"]
     if data_cfg["source"] != "synthetic":
         raise DataError("data.unlabelled is for the synthetic source (other data: `lix-bag label` and data.mix)")
-    dataset = CityscapesDataset(ensure_synthetic(data_cfg, "unlabelled", count, quiet), "unlabelled")
-    return Split(dataset, list(range(min(count, len(dataset)))), "synthetic training family, labels withheld",
-                 labelled=False)
+    return _synthetic_split(data_cfg, "unlabelled", count, "synthetic training family, labels withheld", quiet,
+                            labelled=False)
+
+
+def _synthetic_split(data_cfg: dict, split: str, count: int, description: str, quiet: bool,
+                     labelled: bool = True) -> Split:
+    """The first `count` frames of a synthetic split, rendered once into the cache."""
+    dataset = CityscapesDataset(ensure_synthetic(data_cfg, split, count, quiet), split)
+    return Split(dataset, list(range(min(count, len(dataset)))), description, labelled=labelled)
 
 
 def normalize_rgb(rgb: np.ndarray) -> torch.Tensor:
