@@ -17,6 +17,9 @@
    that floor is what lix_ros's node itself adds around the model call.
 3. Student vs teacher throughput (frames/s, model-only, 640x480), per backend.
 4. Memory: resident size of the node process after 100 frames and after --memory-frames frames.
+5. --compare CHECKPOINT[,...]: other students (e.g. the 1.5x wide student of `--preset converged_wide`)
+   timed model-only at the same inputs and backends, interleaved with the default student frame by frame
+   (so both see the same machine load), with their parameter count and the time ratio to the default.
 --quick: 20 frames per cell, 10 Hz only, no teacher and no memory run (well under a minute).
 """
 
@@ -39,6 +42,7 @@ os.environ.setdefault("ROS_DOMAIN_ID", str(150 + os.getpid() % 50))
 
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
+import torch  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "test" / "helpers"))
@@ -69,6 +73,37 @@ def model_only(segmenter: Segmenter, rgb: np.ndarray, repeats: int, **kwargs) ->
         segmenter.predict(rgb, **kwargs)
         times.append(time.perf_counter() - start)
     return np.array(times) * 1000
+
+
+def parameter_count(checkpoint: str) -> int:
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)["state_dict"]
+    return sum(v.numel() for k, v in state.items() if v.is_floating_point() and "running_" not in k)
+
+
+def compare_students(args, inputs: dict) -> None:
+    """Model-only time of each --compare checkpoint vs the default student, alternating frame by frame."""
+    default = default_checkpoint("student")
+    others = [c.strip() for c in args.compare.split(",") if c.strip()]
+    for checkpoint in others:
+        if not Path(checkpoint).is_file():
+            sys.exit(f"bench_nodes: --compare checkpoint {checkpoint} not found")
+    print("\n| student | parameters | backend | input | model-only median (ms) | default student median (ms) | "
+          "ratio to the default |")
+    print("|---|---:|---|---|---:|---:|---:|")
+    for checkpoint in others:
+        stage(f"compare: {checkpoint} vs {default}")
+        for b in args.backends:
+            pair = {"other": Segmenter(checkpoint, backend=b, threads=args.threads),
+                    "default": Segmenter(default, backend=b, threads=args.threads)}
+            for name, rgb in inputs.items():
+                times: dict[str, list[float]] = {"other": [], "default": []}
+                for _ in range(args.frames):
+                    for key, segmenter in pair.items():
+                        times[key].append(float(model_only(segmenter, rgb, 1)[0]))
+                other, base = np.median(times["other"]), np.median(times["default"])
+                print(f"| {checkpoint} | {parameter_count(checkpoint) / 1e6:.2f} M | {b} | {name} | {other:.1f} | "
+                      f"{base:.1f} | {other / base:.2f}x |")
+    print(f"(default student {default}: {parameter_count(default) / 1e6:.2f} M parameters)")
 
 
 def stage(text: str) -> None:
@@ -245,6 +280,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1,
                         help="intra-op threads (0: the engine's own choice; default: %(default)s)")
     parser.add_argument("--quick", action="store_true", help="20 frames, 10 Hz only, no teacher, no memory run")
+    parser.add_argument("--compare", default="",
+                        help="comma-separated student checkpoints timed model-only beside the default student")
+    parser.add_argument("--compare-only", action="store_true", help="only the --compare table (no nodes)")
     args = parser.parse_args()
     args.backends = [b.strip() for b in args.backends.split(",")]
     unknown = [b for b in args.backends if b not in BACKENDS]
@@ -276,6 +314,11 @@ def main() -> None:
             ratio = np.median(model_ms[("torch", name)]) / np.median(model_ms[("onnxruntime", name)])
             cells.append(f"{ratio:.2f}x")
         print(f"| {name} | " + " | ".join(cells) + " |")
+
+    if args.compare:
+        compare_students(args, inputs)
+        if args.compare_only:
+            return
 
     if not args.quick:
         depth = cv2.resize(frame.depth, (640, 480), interpolation=cv2.INTER_NEAREST)
