@@ -132,6 +132,19 @@ def test_a_run_made_with_other_settings_is_refused(tmp_path):
     with pytest.raises(CliError, match="other settings"):
         run_one(job, tmp_path / "t.pt", ["steps=20"], {})
     assert run_one(job, "t.pt", ["steps=10"], {}) == {}
+    # the supervised student never saw the teacher: reused under another one
+    assert run_one(job, "other_teacher.pt", ["steps=10"], {}) == {}
+
+    distilled_dir = tmp_path / "runs" / "kd" / "def_seed0"
+    distilled_dir.mkdir(parents=True)
+    variant = {"distill": [{"name": "kd", "weight": 1.0}]}
+    (distilled_dir / "settings.json").write_text(json.dumps({"variant": variant, "base": ["steps=10"],
+                                                             "teacher": "t.pt"}))
+    (distilled_dir / "result.json").write_text("{}")
+    distilled = {"row": "kd", "variant": variant, "seed": 0, "dir": distilled_dir}
+    assert run_one(distilled, "t.pt", ["steps=10"], {}) == {}
+    with pytest.raises(CliError, match="teacher changed"):
+        run_one(distilled, "other_teacher.pt", ["steps=10"], {})
 
 
 CONVERGED = "benchmarks/results/budget_check_16000"  # the runs the committed students are seed 0 of

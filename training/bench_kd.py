@@ -14,7 +14,9 @@ Runs are separate `lix-train` processes (`--jobs` at a time, one thread each; a 
 finished runs its other seeds and ablations next, ahead of other rows' searches, so rows complete early).
 A run directory is named by the row, a hash of its variant and the seed: a finished run (result.json) is
 reused, a killed run continues from its last checkpoint (`lix-train --resume`), changing a variant starts a
-new run, and a run folder made with another preset or teacher (settings.json) is refused instead of silently reused.
+new run, and a run folder made with another preset or teacher (settings.json) is refused instead of silently
+reused (runs without distillation, such as the supervised student, never saw the teacher and are reused under
+any teacher: copy them into a new --out to compare teachers).
 
 `--variants-from RESULTS.json` runs each row with the variant another table chose on val (that table's
 results.json; ablation rows: their own entry) instead of searching: the `converged` preset uses it to run the
@@ -130,12 +132,22 @@ def recorded_base(base: list[str]) -> list[str]:
     return [b for b in base if not b.startswith(("data.cache_dir=", "data.preload="))]
 
 
+def same_settings(recorded: dict, settings: dict) -> bool:
+    """Whether a run folder's settings.json matches this run's; a run without distillation (the supervised
+    student, aux_depth) never saw the teacher, so it is reused under any teacher (older folders recorded one)."""
+    if settings["teacher"] is None:
+        recorded = {**recorded, "teacher": None}
+    return recorded == settings
+
+
 def run_one(job: dict, teacher: Path, base: list[str], data_cfg: dict) -> dict:
     run_dir: Path = job["dir"]
     result_path = run_dir / "result.json"
-    settings = {"variant": job["variant"], "teacher": str(teacher), "base": recorded_base(base)}
+    uses_teacher = bool(job["variant"].get("distill"))
+    settings = {"variant": job["variant"], "teacher": str(teacher) if uses_teacher else None,
+                "base": recorded_base(base)}
     settings_path = run_dir / "settings.json"
-    if settings_path.exists() and json.loads(settings_path.read_text()) != settings:
+    if settings_path.exists() and not same_settings(json.loads(settings_path.read_text()), settings):
         raise CliError(f"{run_dir} was run with other settings (preset or teacher changed): use another --out")
     if result_path.exists():
         return json.loads(result_path.read_text())
