@@ -142,9 +142,27 @@ def test_a_run_made_with_other_settings_is_refused(tmp_path):
                                                              "teacher": "t.pt"}))
     (distilled_dir / "result.json").write_text("{}")
     distilled = {"row": "kd", "variant": variant, "seed": 0, "dir": distilled_dir}
-    assert run_one(distilled, "t.pt", ["steps=10"], {}) == {}
+    assert run_one(distilled, "t.pt", ["steps=10"], {}, teacher_sha="aa") == {}  # before checksums: the path
     with pytest.raises(CliError, match="teacher changed"):
-        run_one(distilled, "other_teacher.pt", ["steps=10"], {})
+        run_one(distilled, "other_teacher.pt", ["steps=10"], {}, teacher_sha="aa")
+    # with a checksum recorded the weights decide: moved is the same teacher, refilled in place is another
+    (distilled_dir / "settings.json").write_text(json.dumps({"variant": variant, "base": ["steps=10"],
+                                                             "teacher": "t.pt", "teacher_sha256": "aa"}))
+    assert run_one(distilled, "moved/t.pt", ["steps=10"], {}, teacher_sha="aa") == {}
+    with pytest.raises(CliError, match="teacher changed"):
+        run_one(distilled, "t.pt", ["steps=10"], {}, teacher_sha="bb")
+
+
+def test_teacher_checksum_is_the_weights_and_a_bad_teacher_is_one_line(tmp_path):
+    from lix_ros.cli.common import CliError
+    from lix_ros.core.checkpoint import read_checkpoint
+    from lix_training.bench_kd import teacher_checksum
+
+    teacher = Path("lix_ros/checkpoints/teacher_depth_small.pt")
+    assert teacher_checksum(teacher) == read_checkpoint(teacher)["weights_sha256"]
+    (tmp_path / "broken.pt").write_bytes(teacher.read_bytes()[:1000])
+    with pytest.raises(CliError, match=r"broken\.pt: not a readable checkpoint"):
+        teacher_checksum(tmp_path / "broken.pt")
 
 
 CONVERGED = "benchmarks/results/budget_check_16000"  # the runs the committed students are seed 0 of

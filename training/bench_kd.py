@@ -16,7 +16,8 @@ A run directory is named by the row, a hash of its variant and the seed: a finis
 reused, a killed run continues from its last checkpoint (`lix-train --resume`), changing a variant starts a
 new run, and a run folder made with another preset or teacher (settings.json) is refused instead of silently
 reused (runs without distillation, such as the supervised student, never saw the teacher and are reused under
-any teacher: copy them into a new --out to compare teachers).
+any teacher: copy them into a new --out to compare teachers). The teacher is named by its weights' checksum,
+not its path: a checkpoint file replaced by another teacher is another teacher, the same weights moved are not.
 
 `--variants-from RESULTS.json` runs each row with the variant another table chose on val (that table's
 results.json; ablation rows: their own entry) instead of searching: the `converged` preset uses it to run the
@@ -39,6 +40,7 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from pathlib import Path
 
 from lix_ros.cli.common import CliError, DefaultsHelpFormatter, friendly_errors
+from lix_ros.core.checkpoint import CheckpointError, read_checkpoint, weights_digest
 from lix_ros.core.constants import DATA_CACHE_DIR
 from lix_ros.core.metrics import labelled_miou
 from lix_training.config import load_config, override_keys, parse_yaml
@@ -132,20 +134,36 @@ def recorded_base(base: list[str]) -> list[str]:
     return [b for b in base if not b.startswith(("data.cache_dir=", "data.preload="))]
 
 
+def teacher_checksum(teacher: Path) -> str:
+    """The teacher's weights checksum (schema-checked): what a distilled run's settings name its teacher by."""
+    try:
+        ckpt = read_checkpoint(teacher)
+    except CheckpointError as error:
+        raise CliError(f"teacher: {error}") from None
+    return ckpt.get("weights_sha256") or weights_digest(ckpt["state_dict"])
+
+
 def same_settings(recorded: dict, settings: dict) -> bool:
-    """Whether a run folder's settings.json matches this run's; a run without distillation (the supervised
-    student, aux_depth) never saw the teacher, so it is reused under any teacher (older folders recorded one)."""
+    """Whether a run folder's settings.json matches this run's. A run without distillation (the supervised
+    student, aux_depth) never saw the teacher, so it is reused under any teacher (older folders recorded one);
+    a distilled run compares the teacher's weights checksum, and its path only in a folder written before
+    checksums were recorded."""
+    recorded, settings = dict(recorded), dict(settings)
     if settings["teacher"] is None:
-        recorded = {**recorded, "teacher": None}
+        recorded["teacher"] = recorded["teacher_sha256"] = settings["teacher_sha256"] = None
+    elif "teacher_sha256" in recorded:
+        recorded["teacher"] = settings["teacher"]  # the same weights elsewhere are the same teacher
+    else:
+        settings.pop("teacher_sha256")
     return recorded == settings
 
 
-def run_one(job: dict, teacher: Path, base: list[str], data_cfg: dict) -> dict:
+def run_one(job: dict, teacher: Path, base: list[str], data_cfg: dict, teacher_sha: str | None = None) -> dict:
     run_dir: Path = job["dir"]
     result_path = run_dir / "result.json"
     uses_teacher = bool(job["variant"].get("distill"))
     settings = {"variant": job["variant"], "teacher": str(teacher) if uses_teacher else None,
-                "base": recorded_base(base)}
+                "teacher_sha256": teacher_sha if uses_teacher else None, "base": recorded_base(base)}
     settings_path = run_dir / "settings.json"
     if settings_path.exists() and not same_settings(json.loads(settings_path.read_text()), settings):
         raise CliError(f"{run_dir} was run with other settings (preset or teacher changed): use another --out")
@@ -177,6 +195,7 @@ class Bench:
         self.fixed_from = fixed_from  # that table's results.json
         self.teacher, self.base, self.data_cfg, self.jobs = teacher, base, data_cfg, jobs
         self.report_only = report_only
+        self.teacher_sha = teacher_checksum(teacher) if Path(teacher).is_file() else None
         self.results: dict[tuple[str, str, int], dict] = {}
 
     def _job(self, row: str, variant: dict, seed: int) -> dict:
@@ -256,7 +275,8 @@ class Bench:
                         break
                     key = key_of(job)
                     if key not in self.results and key not in running.values():
-                        running[pool.submit(run_one, job, self.teacher, self.base, self.data_cfg)] = key
+                        running[pool.submit(run_one, job, self.teacher, self.base, self.data_cfg,
+                                                 self.teacher_sha)] = key
                 if not running:
                     return
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
