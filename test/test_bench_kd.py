@@ -165,7 +165,10 @@ def test_teacher_checksum_is_the_weights_and_a_bad_teacher_is_one_line(tmp_path)
         teacher_checksum(tmp_path / "broken.pt")
 
 
-CONVERGED = "benchmarks/results/budget_check_16000"  # the runs the committed students are seed 0 of
+CONVERGED = "benchmarks/results/budget_check_16000"  # the 3000-step teacher's converged runs (supervised: seed 0)
+TEACHER_RUN = "benchmarks/results/teacher_depth_16000"  # the committed teacher's training run
+# the committed default student: seed 0 of the default's row distilled from the committed teacher
+DEFAULT_RUN = "benchmarks/results/bench_kd_converged_teacher16000/runs/lix_channel_logit_only/d7fc8916_seed0"
 
 
 def _same_settings(config: dict) -> dict:
@@ -209,12 +212,16 @@ def test_converged_preset_is_the_full_preset_at_the_budget_check_steps():
     import yaml
 
     from lix_training.bench_kd import default_config, recorded_base, resolve_preset
+    from lix_training.config import load_config
 
     presets = yaml.safe_load(default_config().read_text())["presets"]
     converged, full = resolve_preset(presets, "converged"), resolve_preset(presets, "full")
     steps = yaml.safe_load(Path(f"{CONVERGED}/student_16000_seed0/config.yaml").read_text())["steps"]
     assert converged["overrides"] == [f"steps={steps}" if o.startswith("steps=") else o for o in full["overrides"]]
-    assert converged["teacher_overrides"] == full["teacher_overrides"] and converged["seeds"] == full["seeds"]
+    teacher_steps = load_config("config/training/teacher_depth_intermediate.yaml")["steps"]  # the committed one's
+    assert converged["teacher_overrides"] == [f"steps={teacher_steps}" if o.startswith("steps=") else o
+                                              for o in full["teacher_overrides"]]
+    assert converged["seeds"] == full["seeds"]
     for settings in Path("benchmarks/results/bench_kd_converged/runs").glob("*/*/settings.json"):
         recorded = json.loads(settings.read_text())["base"]
         assert recorded == recorded_base(converged["overrides"]), settings
@@ -287,12 +294,12 @@ def test_committed_results_agree_with_the_configs_and_checkpoints():
         shipped = load_config(f"config/training/{config}")
         assert shipped["distill"]["methods"] == rows[row]["variant"]["distill"], config
         assert shipped["steps"] == load_config("config/training/student.yaml")["steps"]
-    for name, row, run in (("student_small.pt", "lix_channel_logit_only", "default_16000_seed0"),
-                           ("student_supervised_small.pt", "student", "student_16000_seed0")):
+    for name, row, run in (("student_small.pt", "lix_channel_logit_only", DEFAULT_RUN),
+                           ("student_supervised_small.pt", "student", f"{CONVERGED}/student_16000_seed0")):
         training = torch.load(f"lix_ros/checkpoints/{name}", weights_only=True)["training"]
         meta = training["benchmark"]
         assert meta["row"] == row and meta["variant"] == rows[row]["variant"] and meta["seed"] == 0
-        assert meta["results"] == f"{CONVERGED}/{run}"
+        assert meta["results"] == run
         committed = Path(meta["results"])
         run_config = yaml.safe_load((committed / "config.yaml").read_text())
         assert _same_settings(training["config"]) == _same_settings(run_config)
@@ -333,3 +340,28 @@ def test_a_finished_search_makes_its_seeds_and_ablations_ready_without_waiting_f
     assert {seed for row, _, seed in after if row == "a_ablated"} == {0, 1, 2}
     # the finished search's row goes first: whole rows complete before other rows' searches continue
     assert [row for row, _, _ in ordered()[:6]] == ["a"] * 3 + ["a_ablated"] * 3
+
+
+def test_committed_teacher_is_the_shipped_teacher_config_and_its_committed_run():
+    """lix_ros/checkpoints/teacher_depth_small.pt is config/training/teacher_depth_intermediate.yaml as shipped
+    (its recipe, budget included), its best val mIoU is its committed run's, and the default student's
+    benchmark run is student_lix_channel.yaml's recipe and named this teacher by its weights' checksum."""
+    import csv
+
+    import torch
+    import yaml
+
+    from lix_training.config import load_config
+
+    teacher = torch.load("lix_ros/checkpoints/teacher_depth_small.pt", weights_only=True)
+    training = teacher["training"]
+    shipped = load_config("config/training/teacher_depth_intermediate.yaml")
+    assert _same_settings(training["config"]) == _same_settings(shipped)
+    assert _same_settings(yaml.safe_load(Path(f"{TEACHER_RUN}/config.yaml").read_text())) == _same_settings(shipped)
+    with open(f"{TEACHER_RUN}/log.csv", newline="") as handle:
+        best = max(float(r["val_miou"]) for r in csv.DictReader(handle) if r["val_miou"])
+    assert training["best_val_miou"] == pytest.approx(best, abs=1e-6)
+    settings = json.loads(Path(f"{DEFAULT_RUN}/settings.json").read_text())
+    assert settings["teacher_sha256"] == teacher["weights_sha256"]
+    run_config = yaml.safe_load(Path(f"{DEFAULT_RUN}/config.yaml").read_text())
+    assert _same_settings(run_config) == _same_settings(load_config("config/training/student_lix_channel.yaml"))
