@@ -26,6 +26,7 @@ def test_export_is_cached_by_content_dynamic_and_carries_metadata(tmp_path):
     meta = onnx_metadata(path)
     assert meta["modalities"] == ["rgb"] and len(meta["classes"]) == 19 and meta["dynamic_size"] is True
     assert meta["normalization"]["mean"] and len(meta["weights_sha256"]) == 64
+    assert meta["trained_classes"] == ckpt["trained_classes"] and len(meta["trained_classes"]) == 13
     session = ort_session(path, ["CPUExecutionProvider"])
     for h, w in ((96, 160), (160, 320), (64, 96)):  # any size, one file
         logits = session.run(["logits"], {"rgb": np.zeros((2, 3, h, w), np.float32)})[0]

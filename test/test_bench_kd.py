@@ -79,6 +79,40 @@ def test_fast_benchmark_searches_on_val_and_reports_paired_differences(tmp_path)
     rerun = json.loads((student_run / "result.json").read_text())
     assert rerun["seed"] == 1 and rerun["test"]["miou"] == pytest.approx(rows["student"]["test"]["runs"]["1"])
 
+    # A result scored before the output was read over the trained classes, which predicted a class no label
+    # contains, is left out of a report and scored again from its weights (not trained again).
+    support = json.loads((out / "teacher_eval.json").read_text())["splits"]
+    absent = next(c for c in support["val"]["support"] if all(support[s]["support"][c] == 0 for s in support))
+    stale = json.loads((student_run / "result.json").read_text())
+    assert stale["output_classes"] is not None  # lix-train recorded the trained classes
+    del stale["output_classes"]
+    stale["val"]["per_class_iou"][absent] = 0.0
+    (student_run / "result.json").write_text(json.dumps(stale))
+    log_before = (student_run / "train.log").read_text()
+    report_only = _bench(tmp_path, "--rows", "student", "--report-only", timeout=300)
+    assert report_only.returncode == 0 and f"{student_run}: scored before" in report_only.stdout
+    assert json.loads((out / "results.json").read_text())["rows"][0]["seeds"] == [0]
+    rescored = _bench(tmp_path, "--rows", "student", timeout=300)
+    assert rescored.returncode == 0, rescored.stderr[-2000:]
+    assert (student_run / "train.log").read_text() == log_before
+    before = json.loads((student_run / "result.before_output_classes.json").read_text())
+    assert before["val"]["per_class_iou"][absent] == 0.0
+    fresh = json.loads((student_run / "result.json").read_text())
+    assert fresh["val"]["per_class_iou"][absent] is None and fresh["test"]["miou"] == rerun["test"]["miou"]
+
+
+def test_a_result_needs_rescoring_only_if_it_predicted_a_class_no_split_labels():
+    from lix_training.bench_kd import predicted_unlabelled_class
+
+    support = {s: {"road": 10, "car": 5 if s == "test" else 0, "rider": 0} for s in ("val", "test_in", "test")}
+    scores = {s: {"miou": 0.5, "per_class_iou": {"road": 0.9, "car": 0.0 if s == "test" else None, "rider": None}}
+              for s in ("val", "test_in", "test")}
+    assert not predicted_unlabelled_class(scores, support)  # car is labelled in one split: a trained class
+    scores["test_in"]["per_class_iou"]["rider"] = 0.0
+    assert predicted_unlabelled_class(scores, support)
+    assert not predicted_unlabelled_class({**scores, "output_classes": [0, 13]}, support)  # scored since
+    assert not predicted_unlabelled_class(scores, None)
+
 
 def test_paired_difference_and_its_interval():
     d = paired_difference({0: 0.5, 1: 0.6, 2: 0.7}, {0: 0.4, 1: 0.5, 2: 0.5, 3: 0.9})

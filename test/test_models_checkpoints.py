@@ -214,3 +214,51 @@ def test_non_finite_output_is_an_error_not_a_mask(tmp_path):
         next(segmenter.model.parameters()).fill_(float("nan"))
     with pytest.raises(NonFiniteOutputError):
         segmenter.predict(np.zeros((32, 64, 3), np.uint8))
+
+
+def test_trained_classes_are_schema_checked_naming_the_field(tmp_path):
+    from lix_ros.core.checkpoint import output_classes
+
+    path = _tiny_checkpoint(tmp_path)
+    ckpt = torch.load(path, weights_only=True)
+    assert "trained_classes" not in ckpt and output_classes(read_checkpoint(path)) is None  # older files: all
+    for bad in ([], [0, 19], [3, 3], ["road"], [-1], "0-5", [True]):
+        torch.save(dict(ckpt, trained_classes=bad), tmp_path / "bad.pt")
+        with pytest.raises(CheckpointError, match="field 'trained_classes'"):
+            read_checkpoint(tmp_path / "bad.pt")
+    torch.save(dict(ckpt, trained_classes=list(range(19))), tmp_path / "all.pt")
+    assert output_classes(read_checkpoint(tmp_path / "all.pt")) is None
+    torch.save(dict(ckpt, trained_classes=[5, 0, 13]), tmp_path / "some.pt")
+    assert output_classes(read_checkpoint(tmp_path / "some.pt")) == [5, 0, 13]
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnxruntime"])
+def test_the_output_never_names_a_class_the_training_labels_lacked(tmp_path, monkeypatch, backend):
+    """A model whose logit of class 6 beats every other class everywhere: recorded as not trained, class 6 is
+    never published; the ids are the argmax over the trained classes and the confidence their softmax's
+    maximum. Without the record (an older checkpoint) the raw argmax is published."""
+    from lix_ros.core.inference import Segmenter
+
+    monkeypatch.setenv("LIX_ROS_CACHE", str(tmp_path / "cache"))
+    config = ModelConfig(kind="student", preset="tiny")
+    model = build_model(config).eval()
+    with torch.no_grad():
+        model.head.classifier.bias[6] += 50.0
+    trained = [0, 1, 2, 3, 4, 5, 7, 8, 9, 10, 11, 13, 14]
+    atomic_save(make_checkpoint(model, config, (32, 64), trained_classes=trained), tmp_path / "trained.pt")
+    atomic_save(make_checkpoint(model, config, (32, 64)), tmp_path / "old.pt")
+    rgb = np.random.default_rng(0).integers(0, 255, (32, 64, 3), np.uint8)
+
+    raw = Segmenter(str(tmp_path / "old.pt"), backend=backend, warmup=False).predict(rgb)
+    assert (raw.ids == 6).all()
+    segmenter = Segmenter(str(tmp_path / "trained.pt"), backend=backend, warmup=False)
+    assert segmenter.output_classes == trained
+    prediction = segmenter.predict(rgb, with_confidence=True)
+    x = (torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 255 - segmenter.mean) / segmenter.std
+    with torch.no_grad():
+        logits = model(x, None)["logits"][0][trained]
+    expected = torch.tensor(trained)[logits.argmax(0)].numpy()
+    assert set(np.unique(prediction.ids)) <= set(trained)
+    assert (prediction.ids == expected).mean() >= 0.999  # onnxruntime's float rounding may flip a near tie
+    confidence = (torch.softmax(logits, 0).amax(0) * 255).round().numpy()
+    assert np.abs(prediction.confidence.astype(float) - confidence).max() <= 1

@@ -123,6 +123,9 @@ def test_optional_outputs_and_latched_class_table(system, frames):
     table = json.loads(system.received[f"{NS}/lix/class_table"][0].data)
     assert [c["name"] for c in table["classes"]][:3] == ["road", "sidewalk", "building"]
     assert len(table["classes"]) == 19 and table["ignore_id"] == 255
+    # the committed student's training labels hold 13 of the 19 classes: the other 6 are never published
+    never = [c["name"] for c in table["classes"] if not c["predicted"]]
+    assert never == ["traffic light", "rider", "bus", "train", "motorcycle", "bicycle"]
 
 
 def test_other_encodings_and_input_sizes(system, frames):

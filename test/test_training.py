@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -92,6 +93,8 @@ def test_killed_and_resumed_run_equals_unbroken_run(cache, unbroken, tmp_path):
     assert a.keys() == b.keys()
     for key in a:
         assert torch.equal(a[key], b[key]), key
+    classes = [torch.load(d / "final.pt", weights_only=True)["trained_classes"] for d in (unbroken, broken_dir)]
+    assert classes[0] == classes[1]  # the classes seen before the kill were kept in last.pt
     assert (broken_dir / "log.csv").exists() and (broken_dir / "curves.png").exists()
     # log.csv holds each step once (rows after the checkpoint the run resumed from were redone, not repeated)
     logged = [int(line.split(",")[0]) for line in (broken_dir / "log.csv").read_text().splitlines()[1:]]
@@ -266,3 +269,65 @@ def test_resume_accepts_a_run_that_predates_new_config_keys():
     older["data"]["crop_size"] = [64, 64]
     with pytest.raises(ValueError, match=r"data.crop_size: \[64, 64\] -> \[128, 256\]"):
         trainer._check_resumed_config(older)
+
+
+def test_trained_classes_are_the_classes_the_trained_batches_labels_contain(cache, unbroken, tmp_path):
+    import yaml
+
+    from lix_training.trainer import Trainer
+
+    ckpt = torch.load(unbroken / "final.pt", weights_only=True)
+    config = yaml.safe_load((unbroken / "config.yaml").read_text())
+    batches = Trainer({**config, "out_dir": str(tmp_path)}, quiet=True).batches  # the same steps' batches
+    seen = set()
+    for step in range(config["steps"]):
+        seen |= {int(c) for c in torch.unique(batches[step]["label"])} - {255}
+    assert ckpt["trained_classes"] == sorted(seen) and len(seen) >= 5
+
+
+def test_eval_reads_the_output_over_the_trained_classes_unless_all_classes(cache, unbroken, tmp_path):
+    """A checkpoint whose class-6 logit wins everywhere, recorded as never trained on class 6: lix-eval never
+    predicts it; with --all-classes it predicts nothing else."""
+    from lix_training.evaluate import evaluate_checkpoint
+
+    ckpt = torch.load(unbroken / "final.pt", weights_only=True)
+    assert 6 not in ckpt["trained_classes"]
+    ckpt["state_dict"]["head.classifier.bias"][6] += 1000.0
+    from lix_ros.core.checkpoint import atomic_save, with_digest
+
+    atomic_save(with_digest(ckpt), tmp_path / "biased.pt")
+    data = [f"data.cache_dir={cache}", "data.render_size=[64, 128]", "data.val_count=4"]
+    restricted = evaluate_checkpoint(tmp_path / "biased.pt", None, "val", overrides=data)
+    everything = evaluate_checkpoint(tmp_path / "biased.pt", None, "val", overrides=data, all_classes=True)
+    assert restricted["output_classes"] == ckpt["trained_classes"] and everything["output_classes"] is None
+    predicted = [sum(col) for col in zip(*restricted["confusion"])]
+    assert predicted[6] == 0 and sum(predicted) > 0
+    predicted_all = [sum(col) for col in zip(*everything["confusion"])]
+    assert predicted_all[6] == sum(predicted_all) == sum(predicted)
+
+
+def test_trained_classes_are_recorded_in_an_older_checkpoint_from_its_training_labels(cache, unbroken, tmp_path):
+    from lix_ros.core.checkpoint import atomic_save, read_checkpoint
+    from lix_training.config import load_config
+    from lix_training.data import open_split
+
+    old = torch.load(unbroken / "final.pt", weights_only=True)
+    del old["trained_classes"]
+    atomic_save(old, tmp_path / "old.pt")
+    command = [sys.executable, "-m", "lix_training.trained_classes", str(tmp_path / "old.pt"), "--set",
+               f"data.cache_dir={cache}"]
+    result = subprocess.run(command, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    data = load_config(None, [f"data.{k}={json.dumps(v)}" for k, v in old["training"]["config"]["data"].items()
+                              if k in ("render_size", "train_count")] + [f"data.cache_dir={cache}"])["data"]
+    frames = open_split(data, "train", quiet=True)
+    labels = set()
+    for i in range(len(frames)):
+        labels |= {int(c) for c in np.unique(frames[i].label)} - {255}
+    recorded = read_checkpoint(tmp_path / "old.pt")
+    assert recorded["trained_classes"] == sorted(labels)
+    assert recorded["weights_sha256"] == old["weights_sha256"]
+    again = subprocess.run(command, capture_output=True, text=True)
+    assert again.returncode == 0 and "already records trained_classes" in again.stdout
+    missing = subprocess.run([*command[:3], str(tmp_path / "nope.pt")], capture_output=True, text=True)
+    assert missing.returncode == 2 and missing.stderr.count("\n") == 1 and "not found" in missing.stderr

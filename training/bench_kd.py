@@ -158,7 +158,19 @@ def same_settings(recorded: dict, settings: dict) -> bool:
     return recorded == settings
 
 
-def run_one(job: dict, teacher: Path, base: list[str], data_cfg: dict, teacher_sha: str | None = None) -> dict:
+def predicted_unlabelled_class(result: dict, support: dict[str, dict[str, int]] | None) -> bool:
+    """Whether a run scored before the output was read over the trained classes only (no `output_classes`
+    in its result.json) predicted a class that no label of any evaluation split contains (`support`: label
+    pixels per split and class). Only such a run can score differently now: one that never predicted a class
+    outside its training labels has the very same argmax."""
+    if "output_classes" in result or not support:
+        return False
+    unlabelled = {cls for cls in support[EVAL_SPLITS[0]] if all(support[s].get(cls, 0) == 0 for s in EVAL_SPLITS)}
+    return any(result[split]["per_class_iou"].get(cls) is not None for split in EVAL_SPLITS for cls in unlabelled)
+
+
+def run_one(job: dict, teacher: Path, base: list[str], data_cfg: dict, teacher_sha: str | None = None,
+            support: dict[str, dict[str, int]] | None = None) -> dict:
     run_dir: Path = job["dir"]
     result_path = run_dir / "result.json"
     uses_teacher = bool(job["variant"].get("distill"))
@@ -168,7 +180,12 @@ def run_one(job: dict, teacher: Path, base: list[str], data_cfg: dict, teacher_s
     if settings_path.exists() and not same_settings(json.loads(settings_path.read_text()), settings):
         raise CliError(f"{run_dir} was run with other settings (preset or teacher changed): use another --out")
     if result_path.exists():
-        return json.loads(result_path.read_text())
+        result = json.loads(result_path.read_text())
+        if not predicted_unlabelled_class(result, support):
+            return result
+        # Scored before the output was restricted to the trained classes, and that restriction changes its
+        # score: score it again (its weights if they are still here, else the same run again).
+        result_path.rename(run_dir / "result.before_output_classes.json")
     run_dir.mkdir(parents=True, exist_ok=True)
     settings_path.write_text(json.dumps(settings, indent=2))
     started = time.perf_counter()
@@ -181,6 +198,7 @@ def run_one(job: dict, teacher: Path, base: list[str], data_cfg: dict, teacher_s
         metrics = evaluate_checkpoint(run_dir / "final.pt", data_cfg, split)
         result[split] = {"miou": metrics["miou"], "per_class_iou": metrics["per_class_iou"],
                          "frames": metrics["frames"]}
+        result["output_classes"] = metrics["output_classes"]
     result_path.write_text(json.dumps(result, indent=2))
     return result
 
@@ -189,8 +207,9 @@ def run_one(job: dict, teacher: Path, base: list[str], data_cfg: dict, teacher_s
 class Bench:
     def __init__(self, bench: dict, rows: list[str], seeds: list[int], out: Path, teacher: Path, base: list[str],
                  data_cfg: dict, jobs: int, report_only: bool, fixed: dict[str, dict] | None = None,
-                 fixed_from: Path | None = None):
+                 fixed_from: Path | None = None, support: dict[str, dict[str, int]] | None = None):
         self.bench, self.rows, self.seeds, self.out = bench, rows, seeds, out
+        self.support = support  # label pixels per evaluation split and class
         self.fixed = fixed or {}  # row -> the variant another table chose (no search, no parent)
         self.fixed_from = fixed_from  # that table's results.json
         self.teacher, self.base, self.data_cfg, self.jobs = teacher, base, data_cfg, jobs
@@ -259,13 +278,21 @@ class Bench:
             return job["row"], variant_key(job["variant"]), job["seed"]
 
         if self.report_only:
+            stale: set = set()
             while True:
                 found = [(key_of(j), j["dir"] / "result.json") for j in self.ready_jobs()]
-                found = [(k, p) for k, p in found if k not in self.results and p.exists()]
+                found = [(k, p) for k, p in found if k not in self.results and k not in stale and p.exists()]
                 if not found:
                     return
                 for key, path in found:
-                    self.results[key] = json.loads(path.read_text())
+                    result = json.loads(path.read_text())
+                    if predicted_unlabelled_class(result, self.support):
+                        stale.add(key)
+                        print(f"{path.parent}: scored before the output was read over the trained classes, and "
+                              "it predicted a class no label contains: left out until a run scores it again",
+                              flush=True)
+                    else:
+                        self.results[key] = result
         slots = max(1, self.jobs)
         with ThreadPoolExecutor(max_workers=slots) as pool:
             running: dict = {}
@@ -276,7 +303,7 @@ class Bench:
                     key = key_of(job)
                     if key not in self.results and key not in running.values():
                         running[pool.submit(run_one, job, self.teacher, self.base, self.data_cfg,
-                                                 self.teacher_sha)] = key
+                                                 self.teacher_sha, self.support)] = key
                 if not running:
                     return
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
@@ -628,7 +655,7 @@ def main(argv: list[str] | None = None) -> int:
         for split in ("train", *EVAL_SPLITS):
             open_split(data_cfg, split, quiet=True)
     runner = Bench(bench, rows, seeds, args.out, teacher, base, data_cfg, args.jobs, args.report_only, fixed,
-                   args.variants_from)
+                   args.variants_from, support)
     runner.run()
     if not runner.results:
         raise CliError(f"no finished runs under {args.out / 'runs'}")

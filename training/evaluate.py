@@ -2,8 +2,9 @@
 
 Each checkpoint is scored on the data it was trained on (the data section stored in it) unless --config names
 other data; --set changes single data keys on top of either (e.g. where the frames are cached). Frames are fed
-at the checkpoint's input size, as the node runs it, and scored at their native size. Writes <out>/metrics.json,
-<out>/metrics.md and <out>/confusion_<name>.png.
+at the checkpoint's input size, as the node runs it, and scored at their native size; the argmax is taken over
+the classes the checkpoint's training labels contained, as the node reads it (--all-classes: over every class).
+Writes <out>/metrics.json, <out>/metrics.md and <out>/confusion_<name>.png.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import numpy as np
 import torch
 
 from lix_ros.cli.common import DefaultsHelpFormatter, friendly_errors
-from lix_ros.core.checkpoint import CheckpointError, geometry_modality, load_model
+from lix_ros.core.checkpoint import CheckpointError, geometry_modality, load_model, output_classes
 from lix_ros.core.metrics import scores_from_confusion
 from lix_training.config import DEFAULTS, data_with_overrides, load_config
 from lix_training.data import SPLITS, open_split
@@ -72,21 +73,25 @@ def checkpoint_data(ckpt: dict) -> dict | None:
 
 
 def evaluate_checkpoint(checkpoint: str | Path, data_cfg: dict | None, split: str, workers: int = 0,
-                        progress: bool = False, overrides: list[str] | None = None) -> dict:
+                        progress: bool = False, overrides: list[str] | None = None, all_classes: bool = False
+                        ) -> dict:
     """Scores of one checkpoint; `data_cfg` None = the data it was trained on (synthetic defaults if unknown),
-    `overrides` (data.key=value) applied on top of whichever it is."""
+    `overrides` (data.key=value) applied on top of whichever it is. The argmax is over the checkpoint's
+    output_classes (`output_classes` in the result; None = all), or over every class with `all_classes`."""
     model, ckpt = load_model(checkpoint)
     modality = geometry_modality(ckpt)
     data_cfg = data_with_overrides(data_cfg or checkpoint_data(ckpt) or DEFAULTS["data"], overrides or [])
     frames = open_split(data_cfg, split, quiet=True)
+    classes = None if all_classes else output_classes(ckpt)
     start = time.perf_counter()
     confusion = evaluate(model, frames, modality, torch.device("cpu"), len(ckpt["classes"]), ckpt["input_size"],
-                         workers, progress=f"lix-eval {Path(checkpoint).name}" if progress else None)
+                         workers, progress=f"lix-eval {Path(checkpoint).name}" if progress else None,
+                         classes=classes)
     scores = scores_from_confusion(confusion)
     return {"checkpoint": str(checkpoint), "split": split, "data": frames.description, "frames": len(frames),
             "input_size": ckpt["input_size"], "modalities": ckpt["modalities"], "arch": ckpt["arch"],
             "seconds": time.perf_counter() - start, **scores.as_dict(ckpt["classes"]),
-            "confusion": confusion.tolist(), "classes": ckpt["classes"]}
+            "confusion": confusion.tolist(), "classes": ckpt["classes"], "output_classes": classes}
 
 
 def row_names(checkpoints: list[str]) -> list[str]:
@@ -113,6 +118,8 @@ def main(argv: list[str] | None = None) -> int:
                              "--set data.cache_dir=/data/cache or --set data.source=cityscapes --set data.root=/cs")
     parser.add_argument("--workers", type=int, default=2, help="processes decoding frames")
     parser.add_argument("--out", type=Path, default=Path("out/eval"), help="output folder")
+    parser.add_argument("--all-classes", action="store_true", help="take the argmax over every class, also those "
+                        "the checkpoint's training labels never contained (by default they are never predicted)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     data_cfg = load_config(args.config)["data"] if args.config else None
@@ -123,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     for checkpoint, name in zip(args.checkpoint, row_names(args.checkpoint)):
         try:
             result = evaluate_checkpoint(checkpoint, data_cfg, args.split, args.workers, progress=not args.quiet,
-                                         overrides=args.set)
+                                         overrides=args.set, all_classes=args.all_classes)
         except CheckpointError as error:
             raise ValueError(str(error)) from None
         result["name"] = name

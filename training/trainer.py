@@ -120,14 +120,16 @@ def with_teacher_labels(label: torch.Tensor, labelled: torch.Tensor, teacher_log
 
 @torch.no_grad()
 def evaluate(model: nn.Module, frames: Split, modality: str | None, device: torch.device, num_classes: int,
-             input_size: tuple[int, int], workers: int = 0, batch_size: int = 8, progress: str | None = None
-             ) -> np.ndarray:
+             input_size: tuple[int, int], workers: int = 0, batch_size: int = 8, progress: str | None = None,
+             classes: list[int] | None = None) -> np.ndarray:
     """Confusion matrix over frames scored at their native size, the way the node runs the model.
 
     Each frame is resized to the checkpoint's `input_size` (a no-op when it already has that size), and the
-    predicted ids are resized back with nearest neighbour, as `Segmenter` does for a camera image.
+    predicted ids are resized back with nearest neighbour, as `Segmenter` does for a camera image. `classes`:
+    the ids the argmax is taken over (the checkpoint's `output_classes`; None = all), as the node reads it.
     """
     model.eval()
+    excluded = None if classes is None else sorted(set(range(num_classes)) - set(classes))
     confusion = empty_confusion(num_classes)
     input_size = tuple(input_size)
     chunk: list = []
@@ -137,7 +139,10 @@ def evaluate(model: nn.Module, frames: Split, modality: str | None, device: torc
                   for s in chunk]
         rgb = torch.stack([c["rgb"] for c in inputs]).to(device)
         x = torch.stack([c["x"] for c in inputs]).to(device) if modality else None
-        prediction = model(rgb, x)["logits"].argmax(1).to(torch.uint8).cpu().numpy()
+        logits = model(rgb, x)["logits"]
+        if excluded:
+            logits[:, excluded] = -torch.inf
+        prediction = logits.argmax(1).to(torch.uint8).cpu().numpy()
         for sample, ids in zip(chunk, prediction):
             h, w = sample.label.shape
             if (h, w) != input_size:
@@ -179,6 +184,9 @@ class Trainer:
         self.step = 0
         self.best_miou = -1.0
         self.history: list[dict] = []
+        # Which classes the ground-truth labels of the trained batches contained: the checkpoint's
+        # trained_classes, the only ids its output is read as (lix_ros.core.checkpoint.output_classes).
+        self.seen_classes = torch.zeros(self.model_config.num_classes, dtype=torch.bool)
         if resume:
             self._resume()
 
@@ -302,7 +310,8 @@ class Trainer:
     def _checkpoint(self, include_resume: bool) -> dict:
         training = {"config": self.config, "step": self.step, "best_val_miou": self.best_miou,
                     "world_size": self.world}
-        ckpt = make_checkpoint(self.model, self.model_config, self.input_size, training)
+        ckpt = make_checkpoint(self.model, self.model_config, self.input_size, training,
+                               trained_classes=self.trained_classes())
         if include_resume:
             ckpt["resume"] = {
                 "optimizer": self.optimizer.state_dict(),
@@ -312,6 +321,7 @@ class Trainer:
                 "aux_depth": self.aux_depth.state_dict() if self.aux_depth else {},
                 "step": self.step,
                 "best_val_miou": self.best_miou,
+                "seen_classes": self.seen_classes.clone(),
                 "torch_rng": torch.get_rng_state(),
             }
         return ckpt
@@ -343,6 +353,8 @@ class Trainer:
         self.step = int(state["step"])
         self._truncate_log(self.step)
         self.best_miou = float(state["best_val_miou"])
+        if "seen_classes" in state:  # a run saved before lix_ros recorded them counts from here on
+            self.seen_classes = state["seen_classes"].bool().clone()
 
     def _check_resumed_config(self, saved: dict) -> None:
         """A resumed run must be the run that was started: refuse any change that alters the weights."""
@@ -393,6 +405,7 @@ class Trainer:
         batch = self.batches[step] if batch is None else batch
         batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
         label = batch["label"]
+        self._note_classes(label)
         x = batch.get(f"x:{self.modality}") if self.modality else None
         with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.use_amp):
             if self.distiller is not None:
@@ -426,9 +439,24 @@ class Trainer:
         return {"loss": float(loss.detach()), "loss_ce": float(loss_ce.detach()),
                 "terms": {k: float(v.detach()) for k, v in terms.items()}}
 
+    def _note_classes(self, label: torch.Tensor) -> None:
+        """Adds the classes of a batch's ground truth (before any teacher labels fill withheld ones) to
+        seen_classes; under DDP, every rank's."""
+        k = self.model_config.num_classes
+        present = torch.bincount(label[label < k].flatten().long(), minlength=k) > 0
+        if self.world > 1:
+            present = present.int()
+            dist.all_reduce(present, op=dist.ReduceOp.MAX)
+        self.seen_classes |= present.bool().cpu()
+
+    def trained_classes(self) -> list[int] | None:
+        """The class ids the trained batches' labels contained (None before any labelled pixel)."""
+        ids = torch.nonzero(self.seen_classes).flatten().tolist()
+        return ids or None
+
     def validate(self) -> float:
         confusion = evaluate(self.model, self.val_frames, self.modality, self.device, self.model_config.num_classes,
-                             self.input_size, self.config["data"]["workers"])
+                             self.input_size, self.config["data"]["workers"], classes=self.trained_classes())
         return scores_from_confusion(confusion).miou
 
     def fit(self, stop_after: int | None = None) -> dict:

@@ -1,7 +1,8 @@
 """The one checkpoint file: format version, architecture, class table, normalisation, input size and
-modalities, training metadata, the state dict and a SHA-256 of the weights. Loaded only with
-weights_only=True, schema-checked, and the weights verified: torch.load does not check the zip CRCs, so
-overwritten tensor bytes would otherwise load and serve garbage."""
+modalities, training metadata, the state dict and a SHA-256 of the weights; optionally the class ids the
+training labels contained (`trained_classes`: the only ids its output is read as, see `output_classes`).
+Loaded only with weights_only=True, schema-checked, and the weights verified: torch.load does not check the
+zip CRCs, so overwritten tensor bytes would otherwise load and serve garbage."""
 
 from __future__ import annotations
 
@@ -43,8 +44,11 @@ def with_digest(ckpt: dict) -> dict:
 
 
 def make_checkpoint(model: nn.Module, config: ModelConfig, input_size: tuple[int, int],
-                    training: dict | None = None, class_names: tuple[str, ...] = CLASS_NAMES) -> dict:
+                    training: dict | None = None, class_names: tuple[str, ...] = CLASS_NAMES,
+                    trained_classes: list[int] | None = None) -> dict:
+    extra = {} if trained_classes is None else {"trained_classes": sorted(int(c) for c in trained_classes)}
     return with_digest({
+        **extra,
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "arch": config.to_dict(),
@@ -126,7 +130,27 @@ def read_checkpoint(path: str | Path) -> dict:
     if ckpt["modalities"] != config.modalities:
         raise CheckpointError(f"{path}: field 'modalities' {ckpt['modalities']} does not match arch "
                               f"{config.modalities}")
+    trained = ckpt.get("trained_classes")
+    if trained is not None and not (isinstance(trained, list) and trained
+                                    and all(type(c) is int and 0 <= c < len(classes) for c in trained)
+                                    and len(set(trained)) == len(trained)):
+        raise CheckpointError(f"{path}: field 'trained_classes' must be a non-empty list of distinct class ids in "
+                              f"[0, {len(classes)}), got {trained!r:.120}")
     return ckpt
+
+
+def output_classes(ckpt: dict) -> list[int] | None:
+    """The class ids a checkpoint's output is read as (its argmax is taken over these only): the classes its
+    training labels contained, or None (all) for a checkpoint that does not record them.
+
+    A class no training label contains was never taught; its logit is whatever the rest of the training left
+    it, and distillation can lift it (channel-wise KD matches each class map's spatial distribution whatever the
+    class's level, docs/distillation.md). A pixel predicted as such a class can only be wrong, and on a set
+    without that class it also adds a class of IoU 0 to the mean."""
+    trained = ckpt.get("trained_classes")
+    if trained is None or len(trained) == len(ckpt["classes"]):
+        return None
+    return list(trained)
 
 
 def _check_weights(ckpt: dict, path: Path) -> None:

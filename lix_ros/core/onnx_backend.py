@@ -1,8 +1,8 @@
 """ONNX export of a checkpoint and an ONNX Runtime session for it (no ROS).
 
-The export has dynamic batch, height and width, and carries the checkpoint's metadata (class table,
-normalisation, input size, modalities, weights digest) as ONNX metadata properties. `cached_onnx` exports once
-per checkpoint content (keyed by its weights digest) into a cache folder, so every node start after the first
+The export has dynamic batch, height and width, and carries the checkpoint's metadata (class table, trained
+classes, normalisation, input size, modalities, weights digest) as ONNX metadata properties. `cached_onnx` exports
+once per checkpoint content (keyed by its weights digest) into a cache folder, so every node start after the first
 loads the file directly; `ort_session` opens it with the first of an ordered list of execution providers that is
 installed (the rest are reported, not fatal).
 """
@@ -26,7 +26,8 @@ from lix_ros.core.checkpoint import CheckpointError, geometry_modality, model_fr
 from lix_ros.data.sample import MODALITY_CHANNELS
 
 DEFAULT_PROVIDERS = ("CPUExecutionProvider",)
-METADATA_KEYS = ("classes", "normalization", "input_size", "modalities", "weights_sha256", "arch")
+METADATA_KEYS = ("classes", "trained_classes", "normalization", "input_size", "modalities", "weights_sha256",
+                 "arch")
 
 
 class _LogitsOnly(nn.Module):

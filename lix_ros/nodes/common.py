@@ -44,10 +44,13 @@ def rgb8_msg(header, rgb: np.ndarray) -> Image:
     return image_msg(header, encode_rgb8(rgb))
 
 
-def class_table_msg(names: list[str]) -> String:
+def class_table_msg(names: list[str], output_classes: list[int] | None = None) -> String:
+    """The class table as JSON; `predicted` is false for a class the model's training labels never contained
+    (the node never publishes its id)."""
     colors = {c.name: list(c.color) for c in CITYSCAPES_CLASSES}
     table = {"ignore_id": IGNORE_ID, "encoding": "mono8 class ids",
-             "classes": [{"id": i, "name": n, "color": colors.get(n, [0, 0, 0])} for i, n in enumerate(names)]}
+             "classes": [{"id": i, "name": n, "color": colors.get(n, [0, 0, 0]),
+                          "predicted": output_classes is None or i in output_classes} for i, n in enumerate(names)]}
     return String(data=json.dumps(table))
 
 

@@ -47,7 +47,7 @@ class SegmentationNode(InferenceNode):
         return [self.create_subscription(Image, "image", self.slot.put, qos)]
 
     def on_activated(self) -> None:
-        self.class_table_pub.publish(class_table_msg(self.segmenter.class_names))
+        self.class_table_pub.publish(class_table_msg(self.segmenter.class_names, self.segmenter.output_classes))
         self.get_logger().info(f"segmenting {'image/compressed' if self.p['use_compressed'] else 'image'} with "
                                f"{self.checkpoint_path} on {self.p['device']} at {self.segmenter.input_size} "
                                f"({self.p['resize_policy']})")
