@@ -240,6 +240,22 @@ def test_variants_from_another_table_run_without_search_or_parent(tmp_path):
     assert "Traceback" not in missing.stderr
 
 
+def test_variants_from_a_table_that_has_not_run_an_ablation_ablate_its_parents_choice(tmp_path):
+    from lix_ros.cli.common import CliError
+    from lix_training.bench_kd import fixed_variants
+
+    parent = {"distill": [{"name": "lix_channel", "temperature": 4.0, "weight": 3.0}, {"name": "lix_feature"}]}
+    source = tmp_path / "chosen.json"
+    source.write_text(json.dumps({"rows": [{"row": "lix_channel", "variant": parent}]}))
+    specs = {"lix_channel": {"variants": [parent]},
+             "lix_channel_logit_only": {"ablation_of": "lix_channel", "drop": ["lix_feature"]},
+             "kd": {"variants": []}}
+    fixed = fixed_variants(source, ["lix_channel", "lix_channel_logit_only"], specs)
+    assert fixed["lix_channel_logit_only"] == {"distill": [parent["distill"][0]]}
+    with pytest.raises(CliError, match=r"no chosen variant for rows \['kd'\]"):
+        fixed_variants(source, ["kd"], specs)
+
+
 def test_converged_preset_is_the_full_preset_at_the_budget_check_steps():
     """`extends: full` resolves to full's settings with steps replaced where they stand: exactly the list the
     committed converged runs recorded, so they are reused and not refused as other settings."""

@@ -559,14 +559,19 @@ def _load_bench(path: Path, preset_name: str) -> tuple[dict, dict]:
     return bench, preset
 
 
-def fixed_variants(path: Path, rows: list[str]) -> dict[str, dict]:
-    """Each row's variant as another table chose it (its results.json), for --variants-from."""
+def fixed_variants(path: Path, rows: list[str], specs: dict[str, dict] | None = None) -> dict[str, dict]:
+    """Each row's variant as another table chose it (its results.json), for --variants-from. An ablation row
+    that table has not run yet (`specs`: the benchmark's rows) is its parent's chosen variant, ablated."""
     if not path.is_file():
         raise CliError(f"--variants-from: no results file at {path}")
     try:
         chosen = {entry["row"]: entry["variant"] for entry in json.loads(path.read_text())["rows"]}
     except (ValueError, KeyError, TypeError) as error:
         raise CliError(f"--variants-from: {path} is not a lix-bench-kd results.json ({error})") from None
+    for row in rows:
+        parent = (specs or {}).get(row, {}).get("ablation_of")
+        if row not in chosen and parent in chosen:
+            chosen[row] = ablate(chosen[parent], specs[row])
     missing = [row for row in rows if row not in chosen]
     if missing:
         raise CliError(f"--variants-from: {path} has no chosen variant for rows {missing}")
@@ -636,7 +641,7 @@ def main(argv: list[str] | None = None) -> int:
             rows.insert(rows.index(row), parent)
     if "student" not in rows:
         rows.insert(0, "student")
-    fixed = fixed_variants(args.variants_from, rows) if args.variants_from else None
+    fixed = fixed_variants(args.variants_from, rows, bench["rows"]) if args.variants_from else None
     seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else list(preset["seeds"])
     base = [*preset["overrides"], f"data.cache_dir={args.cache_dir}"]
     data_cfg = load_config(None, base)["data"]
