@@ -58,7 +58,9 @@ def test_fast_benchmark_searches_on_val_and_reports_paired_differences(tmp_path)
     assert rows["student"]["test"]["vs_student"]["mean"] == 0.0
     text = (out / "results.md").read_text()
     assert "| lix |" in text and "test-shift" in text and "plateau check" in text
-    assert "test-in, labelled classes" in text
+    same = all(r[s]["labelled"]["mean"] == pytest.approx(r[s]["mean"], abs=1e-9) for r in rows.values()
+               for s in ("test_in", "test"))
+    assert ("every row scores its mIoU" in text) == same and ("test-in, labelled classes" in text) == (not same)
     for row in rows.values():  # it leaves out only zeros (unlabelled classes), so it is never below the mIoU
         for split in ("test_in", "test"):
             assert row[split]["mean"] - 1e-9 <= row[split]["labelled"]["mean"] <= 1
@@ -338,7 +340,9 @@ def test_committed_results_agree_with_the_configs_and_checkpoints():
 
     from lix_training.config import load_config
 
-    report = json.loads(Path("benchmarks/results/bench_kd_full/results.json").read_text())
+    # the choices the 4000-step table had made when the default was chosen (before the output was read over the
+    # trained classes, which re-scored 3 of its runs: benchmarks/results/bench_kd_full/results.json now)
+    report = json.loads(Path("benchmarks/results/bench_kd_full/results.before_output_classes.json").read_text())
     rows = {r["row"]: r for r in report["rows"]}
     for config, row in (("student_lix_channel.yaml", "lix_channel_logit_only"), ("student_lix.yaml", "lix")):
         shipped = load_config(f"config/training/{config}")
