@@ -90,6 +90,13 @@ def test_fast_benchmark_searches_on_val_and_reports_paired_differences(tmp_path)
     del stale["output_classes"]
     stale["val"]["per_class_iou"][absent] = 0.0
     (student_run / "result.json").write_text(json.dumps(stale))
+    import torch
+
+    from lix_ros.core.checkpoint import atomic_save
+
+    weights = torch.load(student_run / "final.pt", weights_only=True)
+    trained = weights.pop("trained_classes")  # weights from before lix-train recorded them
+    atomic_save(weights, student_run / "final.pt")
     log_before = (student_run / "train.log").read_text()
     report_only = _bench(tmp_path, "--rows", "student", "--report-only", timeout=300)
     assert report_only.returncode == 0 and f"{student_run}: scored before" in report_only.stdout
@@ -99,6 +106,8 @@ def test_fast_benchmark_searches_on_val_and_reports_paired_differences(tmp_path)
     assert (student_run / "train.log").read_text() == log_before
     before = json.loads((student_run / "result.before_output_classes.json").read_text())
     assert before["val"]["per_class_iou"][absent] == 0.0
+    # recorded from its training split's labels: every class its batches saw, and maybe more
+    assert set(trained) <= set(torch.load(student_run / "final.pt", weights_only=True)["trained_classes"])
     fresh = json.loads((student_run / "result.json").read_text())
     assert fresh["val"]["per_class_iou"][absent] is None and fresh["test"]["miou"] == rerun["test"]["miou"]
 
