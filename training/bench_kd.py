@@ -192,10 +192,10 @@ def run_one(job: dict, teacher: Path, base: list[str], data_cfg: dict, teacher_s
     if not (run_dir / "final.pt").exists():
         overrides = [*base, f"seed={job['seed']}", "model.kind=student", *variant_overrides(job["variant"], teacher)]
         _train(run_dir, overrides, run_dir / "train.log")
-    if "trained_classes" not in read_checkpoint(run_dir / "final.pt"):  # weights from before lix-train recorded them
-        from lix_training.trained_classes import record
+    from lix_training.trained_classes import record
 
-        record(run_dir / "final.pt", [f"data.cache_dir={data_cfg['cache_dir']}"])
+    # weights from before lix-train recorded their classes get them from their training labels (else a no-op)
+    record(run_dir / "final.pt", [f"data.cache_dir={data_cfg['cache_dir']}"])
     result = {"row": job["row"], "variant": job["variant"], "key": variant_key(job["variant"]), "seed": job["seed"],
               **read_curve(run_dir), "wall_seconds": time.perf_counter() - started}
     for split in EVAL_SPLITS:
