@@ -79,6 +79,23 @@ def test_checkpoint_round_trip(saved):
     assert not any(p.name.endswith(".tmp") for p in path.parent.iterdir())
 
 
+def test_batch_norm_checkpoints_round_trip(tmp_path):
+    """`model.norm: batch` keeps 0-dim buffers (num_batches_tracked): the digest hashes them like any tensor."""
+    from lix_ros.core.checkpoint import weights_digest
+
+    config = ModelConfig(kind="student", preset="tiny", norm="batch")
+    model = build_model(config).train()
+    model(torch.rand(2, 3, 32, 64))  # running statistics and num_batches_tracked move off their defaults
+    path = tmp_path / "bn.pt"
+    atomic_save(make_checkpoint(model.eval(), config, (32, 64), {}), path)
+    loaded, ckpt = load_model(path)
+    state = model.state_dict()
+    assert any(t.dim() == 0 for t in state.values())
+    assert all(torch.equal(loaded.state_dict()[k], v) for k, v in state.items())
+    counted = {k: (v + 1 if v.dim() == 0 else v) for k, v in state.items()}
+    assert weights_digest(counted) != ckpt["weights_sha256"] == weights_digest(state)
+
+
 def test_checkpoint_errors_name_the_field(saved, tmp_path):
     path, _ = saved
     with pytest.raises(CheckpointError, match="field 'modalities'"):
