@@ -153,6 +153,35 @@ def test_resume_refuses_a_changed_config(cache, tmp_path):
     assert "steps changed 10 -> 12" in (out / "console.log").read_text()
 
 
+def test_resume_names_the_teacher_by_its_weights_not_its_path(cache, tmp_path):
+    """A teacher moved to another path is the same teacher (resume goes on); other weights at the old path are
+    another teacher (refused) — what lix-bench-kd promises for a moved teacher, down to a killed run."""
+    import shutil
+
+    from lix_ros.core.checkpoint import atomic_save, make_checkpoint
+    from lix_ros.models import ModelConfig, build_model
+
+    def teacher(path, seed):
+        torch.manual_seed(seed)
+        config = ModelConfig(kind="teacher", preset="tiny", modality="depth")
+        atomic_save(make_checkpoint(build_model(config), config, (64, 128), {}), path)
+
+    def distilled(out, path, *extra):
+        return train(cache, out, "--set", "steps=10", "--set", f"distill={{teacher: {path}, methods: [{{name: kd}}]}}",
+                     *extra)
+
+    teacher(tmp_path / "a.pt", 0)
+    run = tmp_path / "run"
+    assert distilled(run, tmp_path / "a.pt", "--stop-after", "3").returncode == 0
+    shutil.move(tmp_path / "a.pt", tmp_path / "moved.pt")
+    teacher(tmp_path / "a.pt", 1)  # other weights where the first teacher was
+    other = distilled(run, tmp_path / "a.pt", "--resume")
+    assert other.returncode == 2 and "teacher weights_sha256" in other.stderr
+    moved = distilled(run, tmp_path / "moved.pt", "--resume")
+    assert moved.returncode == 0, moved.stderr
+    assert "resuming" in (run / "console.log").read_text()
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -236,13 +236,14 @@ class Trainer:
     def _build_objectives(self) -> None:
         """The frozen teacher and its distillation methods, and the auxiliary depth head, when configured."""
         config = self.config
-        self.distiller = self.teacher = self.teacher_modality = self.aux_depth = None
+        self.distiller = self.teacher = self.teacher_modality = self.aux_depth = self.teacher_sha256 = None
         if self.distill_config:
             from lix_training.distill import build_distiller
 
             self.teacher, teacher_ckpt = load_model(self.distill_config["teacher"], expect_classes=CLASS_NAMES)
             self.teacher.to(self.device).eval().requires_grad_(False)
             self.teacher_modality = geometry_modality(teacher_ckpt)
+            self.teacher_sha256 = teacher_ckpt.get("weights_sha256")  # the teacher by its weights, not its path
             self.distiller = build_distiller(self.distill_config, self.model, self.teacher).to(self.device)
         if config.get("aux_depth"):
             from lix_training.aux_depth import AuxDepthHead
@@ -310,6 +311,8 @@ class Trainer:
     def _checkpoint(self, include_resume: bool) -> dict:
         training = {"config": self.config, "step": self.step, "best_val_miou": self.best_miou,
                     "world_size": self.world}
+        if self.teacher_sha256:
+            training["teacher_sha256"] = self.teacher_sha256
         ckpt = make_checkpoint(self.model, self.model_config, self.input_size, training,
                                trained_classes=self.trained_classes())
         if include_resume:
@@ -339,7 +342,7 @@ class Trainer:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
         if "resume" not in ckpt:
             raise ValueError(f"--resume: {path} holds no training state (field 'resume')")
-        self._check_resumed_config(ckpt["training"].get("config", {}))
+        self._check_resumed_config(ckpt["training"].get("config", {}), ckpt["training"].get("teacher_sha256"))
         self.model.load_state_dict(ckpt["state_dict"])
         state = ckpt["resume"]
         self.optimizer.load_state_dict(state["optimizer"])
@@ -356,11 +359,17 @@ class Trainer:
         if "seen_classes" in state:  # a run saved before lix_ros recorded them counts from here on
             self.seen_classes = state["seen_classes"].bool().clone()
 
-    def _check_resumed_config(self, saved: dict) -> None:
-        """A resumed run must be the run that was started: refuse any change that alters the weights."""
+    def _check_resumed_config(self, saved: dict, saved_teacher_sha256: str | None = None) -> None:
+        """A resumed run must be the run that was started: refuse any change that alters the weights. The
+        teacher is named by its weights: the same teacher moved to another path resumes (runs saved before
+        the checksum was recorded compare the path)."""
         from lix_training.config import DEFAULTS
 
         before, now, defaults = _flatten(saved), _flatten(self.config), _flatten(DEFAULTS)
+        if saved_teacher_sha256 is not None:
+            for flat, sha in ((before, saved_teacher_sha256), (now, self.teacher_sha256)):
+                flat["distill"] = {k: v for k, v in (flat.get("distill") or {}).items() if k != "teacher"}
+                flat["teacher weights_sha256"] = sha
         # A key the saved run predates (added to the harness later) is unchanged if it has its default.
         changed = [key for key in sorted(set(before) | set(now)) if key not in RESUME_MAY_CHANGE
                    and before.get(key, defaults.get(key)) != now.get(key)]
