@@ -428,3 +428,25 @@ def test_committed_teacher_is_the_shipped_teacher_config_and_its_committed_run()
     assert settings["teacher_sha256"] == teacher["weights_sha256"]
     run_config = yaml.safe_load(Path(f"{DEFAULT_RUN}/config.yaml").read_text())
     assert _same_settings(run_config) == _same_settings(load_config("config/training/student_lix_channel.yaml"))
+
+
+def test_pair_runs_pairs_the_seeds_both_tables_finished(tmp_path):
+    """benchmarks/pair_runs.py: A − B over the common seeds only, with the protocol's interval."""
+    from lix_training.bench_kd import paired_difference
+
+    scores = {"a": {0: 0.70, 1: 0.74, 2: 0.72, 3: 0.99}, "b": {0: 0.68, 1: 0.73, 2: 0.69}}
+    for side, per_seed in scores.items():
+        for seed, miou in per_seed.items():
+            run = tmp_path / side / f"k_seed{seed}"
+            run.mkdir(parents=True)
+            offsets = (("val", 0), ("test_in", 0.01), ("test", -0.05))
+            splits = {split: {"miou": miou + offset} for split, offset in offsets}
+            (run / "result.json").write_text(json.dumps({"seed": seed, **splits}))
+    script = [sys.executable, "benchmarks/pair_runs.py", str(tmp_path / "a"), str(tmp_path / "b")]
+    out = subprocess.run(script, capture_output=True, text=True, check=True).stdout
+    expected = paired_difference({0: 70.0, 1: 74.0, 2: 72.0}, {0: 68.0, 1: 73.0, 2: 69.0})
+    assert "seeds [0, 1, 2]" in out  # seed 3 ran in A only
+    assert f"A - B val: {expected['mean']:+.2f} [{expected['low']:+.2f}, {expected['high']:+.2f}]" in out
+    assert "(per seed +2.00, +1.00, +3.00)" in out
+    lone = subprocess.run([*script[:2], str(tmp_path / "a"), str(tmp_path)], capture_output=True, text=True)
+    assert lone.returncode == 2 and lone.stderr.startswith("pair_runs: error: 0 seed(s)")
