@@ -40,7 +40,7 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from pathlib import Path
 
 from lix_ros.cli.common import CliError, DefaultsHelpFormatter, friendly_errors
-from lix_ros.core.checkpoint import CheckpointError, read_checkpoint, weights_digest
+from lix_ros.core.checkpoint import CheckpointError, checkpoint_sha256, read_checkpoint
 from lix_ros.core.constants import DATA_CACHE_DIR
 from lix_ros.core.metrics import labelled_miou
 from lix_training.config import load_config, override_keys, parse_yaml
@@ -140,7 +140,7 @@ def teacher_checksum(teacher: Path) -> str:
         ckpt = read_checkpoint(teacher)
     except CheckpointError as error:
         raise CliError(f"teacher: {error}") from None
-    return ckpt.get("weights_sha256") or weights_digest(ckpt["state_dict"])
+    return checkpoint_sha256(ckpt)
 
 
 def same_settings(recorded: dict, settings: dict) -> bool:

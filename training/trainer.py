@@ -19,7 +19,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
-from lix_ros.core.checkpoint import atomic_save, geometry_modality, load_model, make_checkpoint
+from lix_ros.core.checkpoint import atomic_save, checkpoint_sha256, geometry_modality, load_model, make_checkpoint
 from lix_ros.core.metrics import confusion_matrix, empty_confusion, scores_from_confusion
 from lix_ros.data.augment import Augment, resize_sample
 from lix_ros.data.classes import CLASS_NAMES, IGNORE_ID
@@ -243,7 +243,7 @@ class Trainer:
             self.teacher, teacher_ckpt = load_model(self.distill_config["teacher"], expect_classes=CLASS_NAMES)
             self.teacher.to(self.device).eval().requires_grad_(False)
             self.teacher_modality = geometry_modality(teacher_ckpt)
-            self.teacher_sha256 = teacher_ckpt.get("weights_sha256")  # the teacher by its weights, not its path
+            self.teacher_sha256 = checkpoint_sha256(teacher_ckpt)  # the teacher by its weights, not its path
             self.distiller = build_distiller(self.distill_config, self.model, self.teacher).to(self.device)
         if config.get("aux_depth"):
             from lix_training.aux_depth import AuxDepthHead

@@ -39,6 +39,12 @@ def weights_digest(state_dict: dict) -> str:
     return digest.hexdigest()
 
 
+def checkpoint_sha256(ckpt: dict) -> str:
+    """The weights checksum a checkpoint records, or its digest if it predates the field: what a teacher is
+    named by (lix-bench-kd's run settings, lix-train's resume check)."""
+    return ckpt.get("weights_sha256") or weights_digest(ckpt["state_dict"])
+
+
 def with_digest(ckpt: dict) -> dict:
     """The checkpoint with its `weights_sha256` field (re)computed."""
     return {**ckpt, "weights_sha256": weights_digest(ckpt["state_dict"])}
