@@ -2,6 +2,7 @@
 method's losses, backward + optimiser step — per method, at one or more crop sizes, one thread.
 
     python benchmarks/profile_train_step.py [--crops 128x256,96x192] [--methods kd,cwd,lix] [--steps 6]
+                                            [--student small] [--norm group] [--batch 8]
 
 Data time is StepBatches[step] (in process) on synthetic frames (rendered into a scratch cache of --frames frames):
 decoded from PNG every step (the default) and from frames decoded once into memory (`data.preload: true`).
@@ -17,7 +18,8 @@ import torch
 import torch.nn.functional as F
 
 from lix_ros.data.augment import Augment
-from lix_ros.models.build import build_model
+from lix_ros.models.build import PRESETS, build_model
+from lix_ros.models.layers import NORMS
 from lix_training.config import load_config
 from lix_training.data import StepBatches, open_split, preload
 from lix_training.distill import build_distiller
@@ -44,6 +46,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=6, help="timed steps per cell after 2 warm-up steps")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--frames", type=int, default=16)
+    parser.add_argument("--student", default="small", choices=sorted(PRESETS), help="student preset (the teacher "
+                        "stays small, as in the benchmark)")
+    parser.add_argument("--norm", default="group", choices=NORMS, help="normalisation of student and teacher")
     args = parser.parse_args()
     torch.set_num_threads(1)
     torch.manual_seed(0)
@@ -51,18 +56,19 @@ def main() -> None:
     data_cfg = load_config(None, [f"data.cache_dir={cache.name}", f"data.train_count={args.frames}"])["data"]
     frames = open_split(data_cfg, "train", quiet=True)
     preloaded = preload(frames, 0)
-    print(f"ms per step, batch {args.batch}, 1 thread (median of {args.steps})")
+    print(f"ms per step, batch {args.batch}, 1 thread (median of {args.steps}); student {args.student}, "
+          f"{args.norm} norm")
     print("| crop | method | data | data (preloaded) | teacher fwd | student fwd | losses | backward + step "
           "| total | total (preloaded) |")
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-    teacher = build_model({"kind": "teacher", "preset": "small", "modality": "depth"}).eval()
+    teacher = build_model({"kind": "teacher", "preset": "small", "modality": "depth", "norm": args.norm}).eval()
     for crop in args.crops.split(","):
         h, w = (int(v) for v in crop.split("x"))
         augment = Augment((h, w), (0.75, 1.25), True)
         batcher = StepBatches(frames, args.batch, 0, augment, [None, "depth"])
         in_memory = StepBatches(preloaded, args.batch, 0, augment, [None, "depth"])
         for name in args.methods.split(","):
-            student = build_model({"kind": "student", "preset": "small"})
+            student = build_model({"kind": "student", "preset": args.student, "norm": args.norm})
             distiller = build_distiller({"methods": METHODS[name]}, student, teacher) if METHODS[name] else None
             params = list(student.parameters()) + (list(distiller.parameters()) if distiller else [])
             optimizer = torch.optim.AdamW(params)

@@ -42,6 +42,8 @@ def test_registry_rejects_bad_configs():
         build_model({"kind": "student", "preset": "huge"})
     with pytest.raises(ValueError, match="unknown model config keys"):
         ModelConfig.from_dict({"kind": "student", "colour": "red"})
+    with pytest.raises(ValueError, match="unknown norm 'layer'"):  # at config time, before any layer is built
+        ModelConfig.from_dict({"kind": "student", "norm": "layer"})
     small = sum(p.numel() for p in build_model({"preset": "small"}).parameters())
     wide = sum(p.numel() for p in build_model({"preset": "small", "width_multiplier": 2.0}).parameters())
     assert wide > 3 * small

@@ -8,6 +8,7 @@ from torch import nn
 
 from lix_ros.data.classes import NUM_CLASSES
 from lix_ros.data.sample import MODALITY_CHANNELS, check_modality
+from lix_ros.models.layers import NORMS
 from lix_ros.models.segmentation import IntermediateFusionTeacher, LateFusionTeacher, StudentNet
 
 # widths of the four stages, blocks per stage, decoder channels
@@ -54,6 +55,8 @@ class ModelConfig:
             check_modality(self.modality)
             if self.fusion not in FUSIONS:
                 raise ValueError(f"unknown fusion {self.fusion!r}; expected one of {FUSIONS}")
+        if self.norm not in NORMS:
+            raise ValueError(f"unknown norm {self.norm!r}; expected one of {NORMS}")
         if not 0 < self.width_multiplier <= 8:
             raise ValueError(f"width_multiplier must be in (0, 8], got {self.width_multiplier}")
 

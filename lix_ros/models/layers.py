@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+NORMS = ("batch", "group")
+
 
 def norm_layer(kind: str, channels: int) -> nn.Module:
     if kind == "batch":
@@ -13,7 +15,7 @@ def norm_layer(kind: str, channels: int) -> nn.Module:
     if kind == "group":
         # Batch-independent: identical statistics for any batch split (DDP, batch 1 at inference).
         return nn.GroupNorm(group_count(channels), channels)
-    raise ValueError(f"unknown norm {kind!r}; expected 'batch' or 'group'")
+    raise ValueError(f"unknown norm {kind!r}; expected one of {NORMS}")
 
 
 def group_count(channels: int) -> int:
