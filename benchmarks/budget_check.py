@@ -1,7 +1,7 @@
 """Has a training budget converged? Val curves, the plateau rule and held-out scores of finished runs.
 
     python benchmarks/budget_check.py RUN [RUN ...] --out benchmarks/results/budget_check_16000 [--rule 0.5]
-                                      [--baseline student_16000]
+                                      [--baseline student_16000] [--curves-only]
 
 For each run folder (a `lix-train --out` folder with log.csv, config.yaml and final.pt) it prints:
 * the plateau rule of the benchmark protocol: val mIoU at the end minus val mIoU at 80 % of the steps
@@ -12,6 +12,8 @@ For each run folder (a `lix-train --out` folder with log.csv, config.yaml and fi
 * with several seeds: runs named <group>_seed<N> form groups; per group and split the mean ± std over seeds,
   and each group's seed-paired difference to the --baseline group with a 95 % t interval (the protocol's
   statistics, `lix_training.bench_kd.paired_difference`), and per-class IoU gains over --baseline.
+With --curves-only only log.csv and config.yaml are read (runs whose weights were not kept, such as the committed
+probe logs in benchmarks/results/compact_probe_80x160): the plateau rule and the curves, no held-out scores.
 Runs are named by their folder. Figures, not a test: the rule is a property of a finished run.
 """
 
@@ -149,6 +151,8 @@ def main() -> None:
     parser.add_argument("runs", nargs="+", type=Path, help="lix-train run folders")
     parser.add_argument("--out", type=Path, required=True, help="folder for metrics files and curves.png")
     parser.add_argument("--rule", type=float, default=0.5, help="plateau: val gain over the last 20 %% below this")
+    parser.add_argument("--curves-only", action="store_true", help="val curves and the plateau rule only: no "
+                        "final.pt is read and no held-out split is scored")
     parser.add_argument("--baseline", default="student_16000",
                         help="group (runs named <group>_seed<N>) the others are paired with, seed by seed")
     args = parser.parse_args()
@@ -162,11 +166,17 @@ def main() -> None:
         curve = curves[run.name] = val_curve(run)
         step, gain = plateau_gain(curve, config["steps"])
         at = dict(curve)[step]
-        metrics[run.name] = metrics_of(run, args.out)
-        held_out = held_out_by_run[run.name] = {split: 100 * m["miou"] for split, m in metrics[run.name].items()}
+        scores = "— | — | —"
+        if not args.curves_only:
+            metrics[run.name] = metrics_of(run, args.out)
+            held_out = held_out_by_run[run.name] = {s: 100 * m["miou"] for s, m in metrics[run.name].items()}
+            scores = " | ".join(f"{held_out[split]:.2f}" for split in SPLITS)
         print(f"| {run.name} | {config['steps']} | {at:.2f} ({step}) | {curve[-1][1]:.2f} | {gain:+.2f} | "
-              f"{'yes' if gain < args.rule else 'no'} | {held_out['val']:.2f} | {held_out['test_in']:.2f} | "
-              f"{held_out['test']:.2f} |")
+              f"{'yes' if gain < args.rule else 'no'} | {scores} |")
+    if args.curves_only:
+        plot(curves, args.out / "curves.png")
+        print(f"\ncurves: {args.out / 'curves.png'}")
+        return
     print()
     print("\n".join(seed_statistics(held_out_by_run, args.baseline)))
     for group in sorted({parsed[0] for name in metrics if (parsed := group_and_seed(name))} - {args.baseline}):
