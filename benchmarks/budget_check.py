@@ -156,6 +156,9 @@ def main() -> None:
     parser.add_argument("--baseline", default="student_16000",
                         help="group (runs named <group>_seed<N>) the others are paired with, seed by seed")
     args = parser.parse_args()
+    not_runs = [str(run) for run in args.runs if not (run / "config.yaml").is_file() or not (run / "log.csv").is_file()]
+    if not_runs:
+        parser.error(f"not lix-train run folders (no config.yaml and log.csv): {', '.join(not_runs)}")
     args.out.mkdir(parents=True, exist_ok=True)
     curves, held_out_by_run, metrics = {}, {}, {}
     print("| run | steps | val at 80 % (step) | final val | gain over the last 20 % | plateaued | val | test-in "

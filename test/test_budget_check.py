@@ -18,3 +18,10 @@ def test_curves_only_applies_the_plateau_rule_to_logs_without_weights(tmp_path):
     assert rows["student_bn_lr1e-2_8k"][2:6] == ["67.92 (6400)", "69.12", "+1.20", "no"]
     assert rows["student_tiny_bn_lr5e-3_8k"][4:6] == ["+0.09", "yes"]
     assert (tmp_path / "curves.png").stat().st_size > 0
+
+
+def test_a_folder_that_is_not_a_run_is_one_line(tmp_path):
+    done = subprocess.run([sys.executable, "benchmarks/budget_check.py", str(tmp_path), "--out", str(tmp_path),
+                           "--curves-only"], capture_output=True, text=True)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert f"not lix-train run folders (no config.yaml and log.csv): {tmp_path}" in done.stderr
