@@ -176,16 +176,13 @@ def main() -> None:
             scores = " | ".join(f"{held_out[split]:.2f}" for split in SPLITS)
         print(f"| {run.name} | {config['steps']} | {at:.2f} ({step}) | {curve[-1][1]:.2f} | {gain:+.2f} | "
               f"{'yes' if gain < args.rule else 'no'} | {scores} |")
-    if args.curves_only:
-        plot(curves, args.out / "curves.png")
-        print(f"\ncurves: {args.out / 'curves.png'}")
-        return
-    print()
-    print("\n".join(seed_statistics(held_out_by_run, args.baseline)))
-    for group in sorted({parsed[0] for name in metrics if (parsed := group_and_seed(name))} - {args.baseline}):
-        for split in ("test_in", "test"):
-            print(f"\nper-class IoU gain, {group} - {args.baseline}, {split} (mean over shared seeds): "
-                  + ", ".join(class_gains(metrics, group, args.baseline, split)))
+    if not args.curves_only:
+        print()
+        print("\n".join(seed_statistics(held_out_by_run, args.baseline)))
+        for group in sorted({parsed[0] for name in metrics if (parsed := group_and_seed(name))} - {args.baseline}):
+            for split in ("test_in", "test"):
+                print(f"\nper-class IoU gain, {group} - {args.baseline}, {split} (mean over shared seeds): "
+                      + ", ".join(class_gains(metrics, group, args.baseline, split)))
     plot(curves, args.out / "curves.png")
     print(f"\ncurves: {args.out / 'curves.png'}")
 
