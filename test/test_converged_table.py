@@ -1,0 +1,76 @@
+"""benchmarks/converged_table.py on the committed converged runs: rows from two reports in one seed-paired table,
+and the refusal to pool runs of other budgets or teachers."""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+RESULTS = Path("benchmarks/results")
+STUDENT = RESULTS / "bench_kd_converged_rescored/runs/student"
+DEFAULT = RESULTS / "bench_kd_converged_teacher16000/runs/lix_channel_logit_only"
+CWD = RESULTS / "bench_kd_converged_rescored/runs/cwd"
+
+
+def table(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "benchmarks/converged_table.py", *args], capture_output=True, text=True)
+
+
+def cells(stdout: str) -> dict[str, list[str]]:
+    rows = [line.strip("| ").split(" | ") for line in stdout.splitlines() if line.startswith("| ")]
+    return {row[0].strip("*"): row for row in rows[1:]}
+
+
+def test_rows_of_two_reports_are_paired_per_seed(tmp_path):
+    out = tmp_path / "table.md"
+    done = table(f"student={STUDENT}", f"default={DEFAULT}", f"cwd={CWD}", "--versus", "default", "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    assert out.read_text() == done.stdout
+    rows = cells(done.stdout)
+    assert list(rows) == ["default", "cwd", "student"]  # ordered by val: 76.72, 76.15, 72.57
+    # the README's figures for the default (seeds 0-4): +3.61 [+1.79, +5.42] test-in, +3.12 [+0.42, +5.81] shift
+    assert rows["default"][2:8] == ["0–4", "76.72", "76.01 ± 0.42", "+3.61 [+1.79, +5.42]", "69.96 ± 0.67",
+                                    "+3.12 [+0.42, +5.81]"]
+    assert rows["default"][-1] == "23 / 18"
+    # and CWD x10 against the default on val / test-in / test-shift (pair_runs.py gives the same)
+    assert rows["cwd"][8:11] == ["-0.58 [-1.12, -0.03]", "-0.46 [-0.98, +0.06]", "-0.55 [-1.45, +0.36]"]
+    assert rows["student"][5] == "–" and rows["default"][8] == "–"
+
+
+def test_pair_runs_agrees_with_the_table():
+    done = subprocess.run([sys.executable, "benchmarks/pair_runs.py", str(CWD), str(DEFAULT)], capture_output=True,
+                          text=True, check=True)
+    assert "A - B test_in: -0.46 [-0.98, +0.06]" in done.stdout
+
+
+def test_runs_of_another_budget_or_teacher_are_refused():
+    other_budget = table(f"student={STUDENT}", f"student_4000={RESULTS / 'bench_kd_full/runs/student'}")
+    assert other_budget.returncode == 2 and "Traceback" not in other_budget.stderr
+    assert "different base settings" in other_budget.stderr
+    # the same row distilled from the 3000-step teacher
+    other_teacher = table(f"default={DEFAULT}", f"old={RESULTS / 'bench_kd_converged/runs/lix_channel_logit_only'}")
+    assert other_teacher.returncode == 2 and "different teachers" in other_teacher.stderr
+    # a supervised run never saw a teacher: pooled under any
+    assert table(f"default={DEFAULT}", f"student={STUDENT}").returncode == 0
+
+
+def test_a_searched_row_needs_its_variant_named():
+    searched = RESULTS / "bench_kd_full/runs/kd"
+    done = table(f"kd={searched}")
+    assert done.returncode == 2 and "name one as" in done.stderr
+    key = sorted(p.name.rsplit("_seed", 1)[0] for p in searched.glob("*_seed0"))[0]
+    chosen = table(f"kd={searched}:{key}")
+    assert chosen.returncode == 0, chosen.stderr
+    assert list(cells(chosen.stdout)) == ["kd"]
+
+
+def test_a_broken_run_is_one_line(tmp_path):
+    run = tmp_path / "cwd" / "abc_seed0"
+    shutil.copytree(next(CWD.glob("*_seed0")), run, ignore=shutil.ignore_patterns("*.pt", "*.log", "*.png"))
+    result = json.loads((run / "result.json").read_text())
+    del result["test"]
+    (run / "result.json").write_text(json.dumps(result))
+    done = table(f"cwd={run.parent}")
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert f"{run}: not a finished lix-bench-kd run (KeyError" in done.stderr
