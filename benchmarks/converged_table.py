@@ -24,7 +24,7 @@ import statistics
 import sys
 from pathlib import Path
 
-from lix_training.bench_kd import EVAL_SPLITS, describe, paired_difference
+from lix_training.bench_kd import EVAL_SPLITS, describe, format_difference, paired_difference
 
 SPLIT_NAMES = {"val": "val", "test_in": "test-in", "test": "test-shift"}
 
@@ -83,17 +83,11 @@ def teacher_scores(rows: dict[str, dict]) -> dict[str, float] | None:
     return None
 
 
-def paired(row: dict, reference: dict, split: str) -> dict | None:
+def paired_cell(row: dict, reference: dict, split: str) -> str:
+    """row − reference over the seeds both ran, as "+m [+low, +high]" (points)."""
     values = {seed: s[split] for seed, s in row["scores"].items()}
-    return paired_difference(values, {seed: s[split] for seed, s in reference["scores"].items()})
-
-
-def _diff(d: dict | None) -> str:
-    if d is None:
-        return "–"
-    if d["n"] < 2:
-        return f"{d['mean']:+.2f} (1 seed)"
-    return f"{d['mean']:+.2f} [{d['low']:+.2f}, {d['high']:+.2f}]"
+    d = paired_difference(values, {seed: s[split] for seed, s in reference["scores"].items()})
+    return format_difference(d, scale=1)
 
 
 def _seeds(seeds: list[int]) -> str:
@@ -132,9 +126,9 @@ def table(rows: dict[str, dict], baseline: str, versus: str | None) -> str:
         cells = [f"**{label}**" if label == versus else label, describe(row["variant"]),
                  _seeds(sorted(row["scores"])), f"{statistics.mean(s['val'] for s in row['scores'].values()):.2f}"]
         for split in ("test_in", "test"):
-            cells += [mean_std(row, split), "–" if label == baseline else _diff(paired(row, rows[baseline], split))]
+            cells += [mean_std(row, split), "–" if label == baseline else paired_cell(row, rows[baseline], split)]
         if versus:
-            cells += ["–" if label == versus else _diff(paired(row, rows[versus], split)) for split in EVAL_SPLITS]
+            cells += ["–" if label == versus else paired_cell(row, rows[versus], split) for split in EVAL_SPLITS]
         if teacher:
             closed = [gap_closed(row, rows[baseline], teacher, split) for split in ("test_in", "test")]
             cells.append("–" if label == baseline or None in closed else f"{closed[0]:.0f} / {closed[1]:.0f}")

@@ -392,12 +392,13 @@ def _pct(x: float) -> str:
     return f"{100 * x:.2f}"
 
 
-def _diff(d: dict | None) -> str:
+def format_difference(d: dict | None, scale: float = 100.0) -> str:
+    """A paired_difference as "+m [+low, +high]" (the mean alone for one seed), times `scale` (fractions → %)."""
     if d is None:
         return "–"
     if d["n"] < 2:
-        return f"{100 * d['mean']:+.2f}"
-    return f"{100 * d['mean']:+.2f} [{100 * d['low']:+.2f}, {100 * d['high']:+.2f}]"
+        return f"{scale * d['mean']:+.2f}"
+    return f"{scale * d['mean']:+.2f} [{scale * d['low']:+.2f}, {scale * d['high']:+.2f}]"
 
 
 def write_report(bench: Bench, rows: list[dict], teacher_scores: dict[str, float], preset: str,
@@ -416,8 +417,9 @@ def write_report(bench: Bench, rows: list[dict], teacher_scores: dict[str, float
         searched = f" (best of {r['searched']})" if r["searched"] > 1 else ""
         lines.append(f"| {r['row']} | {r['described']}{searched} | {len(r['seeds'])} | {_pct(r['val']['mean'])} | "
                      f"{_pct(r['test_in']['mean'])} ± {_pct(r['test_in']['std'])} | "
-                     f"{_diff(r['test_in']['vs_student'])} | "
-                     f"{_pct(r['test']['mean'])} ± {_pct(r['test']['std'])} | {_diff(r['test']['vs_student'])} | "
+                     f"{format_difference(r['test_in']['vs_student'])} | "
+                     f"{_pct(r['test']['mean'])} ± {_pct(r['test']['std'])} | "
+                     f"{format_difference(r['test']['vs_student'])} | "
                      f"{gaps} | {r['sec_per_step']:.3f} |")
     labelled = [r for r in rows if "labelled" in r["test"]]
     if labelled and all(abs(r[t]["labelled"]["mean"] - r[t]["mean"]) < 1e-9 for r in labelled for t in TESTS):
@@ -432,8 +434,9 @@ def write_report(bench: Bench, rows: list[dict], teacher_scores: dict[str, float
                   "|---|---:|---:|---:|---:|"]
         for r in labelled:
             lines.append(f"| {r['row']} | {_pct(r['test_in']['labelled']['mean'])} | "
-                         f"{_diff(r['test_in']['labelled']['vs_student'])} | {_pct(r['test']['labelled']['mean'])} | "
-                         f"{_diff(r['test']['labelled']['vs_student'])} |")
+                         f"{format_difference(r['test_in']['labelled']['vs_student'])} | "
+                         f"{_pct(r['test']['labelled']['mean'])} | "
+                         f"{format_difference(r['test']['labelled']['vs_student'])} |")
     searched_rows = [r for r in rows if r["row"] != "student"]
     report = {"preset": preset, "seeds": bench.seeds, "teacher": teacher_scores, "rows": rows,
               "elapsed_seconds": elapsed}
