@@ -2,6 +2,7 @@
 
     python benchmarks/converged_table.py LABEL=RUNS [LABEL=RUNS ...] [--baseline LABEL] [--versus LABEL]
                                          [--out table.md]
+    python benchmarks/converged_table.py --check table.md    # does the table still match its runs?
 
 Each RUNS is a row's folder under <report>/runs/ (holding <key>_seed<N>/result.json and settings.json), or
 RUNS:KEY for one variant of a searched row. The
@@ -13,13 +14,17 @@ val / test-in / test-shift mean ± std, the paired difference to --baseline (def
 tests and to --versus (e.g. the default) on all three splits, each over the seeds both rows ran, with its
 95 % t interval (`lix_training.bench_kd.paired_difference`), and the share of the teacher-student gap closed
 (the teacher's scores from the report's teacher_eval.json). Rows are ordered by val, the only split anything
-is chosen on.
+is chosen on. The table's first line is the command that made it, so a committed table can be checked against
+its runs (--check; test/test_converged_table.py).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
+import shlex
 import statistics
 import sys
 from pathlib import Path
@@ -158,14 +163,56 @@ def parse_rows(items: list[str]) -> dict[str, dict]:
     return rows
 
 
+def recorded_arguments(path: Path) -> list[str]:
+    """The arguments of the command on a table's first line, without its --out."""
+    try:
+        first = path.read_text().splitlines()[0]
+    except (OSError, IndexError) as error:
+        raise TableError(f"--check {path}: cannot read its first line ({error})") from None
+    prefix = "Made by `python benchmarks/converged_table.py "
+    if not first.startswith(prefix) or not first.endswith("`."):
+        raise TableError(f"--check {path}: its first line is not the command that made it")
+    args = shlex.split(first[len(prefix):-2])
+    if "--out" in args:
+        at = args.index("--out")
+        del args[at:at + 2]
+    return args
+
+
+def check(path: Path) -> int:
+    """Make the table again from the command on its first line; 0 if the runs still give it, else 1."""
+    args = recorded_arguments(path)
+    if "--check" in args:
+        raise TableError(f"--check {path}: its command is a check itself")
+    stdout = io.StringIO()
+    with contextlib.redirect_stdout(stdout):
+        status = main(args)
+    if status != 0:
+        return status
+    committed, again = path.read_text().splitlines()[1:], stdout.getvalue().splitlines()[1:]
+    stale = [line for line in again if line not in committed] + [line for line in committed if line not in again]
+    if stale:
+        print(f"converged_table: {path} is stale; its runs now give (first differing line): {stale[0]}",
+              file=sys.stderr)
+        return 1
+    print(f"{path}: what its runs give")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("rows", nargs="+", metavar="LABEL=RUNS[:KEY]")
+    parser.add_argument("rows", nargs="*", metavar="LABEL=RUNS[:KEY]")
+    parser.add_argument("--check", type=Path, metavar="TABLE",
+                        help="make TABLE again by the command on its first line; exit 1 if the runs no longer give it")
     parser.add_argument("--baseline", help="row the Δ columns on both tests refer to (default: the first row)")
     parser.add_argument("--versus", help="a second reference row, compared on all three splits (e.g. the default)")
     parser.add_argument("--out", type=Path, help="also write the table to this markdown file")
     args = parser.parse_args(argv)
     try:
+        if args.check:
+            return check(args.check)
+        if not args.rows:
+            raise TableError("no rows given (LABEL=RUNS ...)")
         rows = parse_rows(args.rows)
         baseline = args.baseline or next(iter(rows))
         for name, label in (("--baseline", baseline), ("--versus", args.versus)):
@@ -175,7 +222,8 @@ def main(argv: list[str] | None = None) -> int:
     except TableError as error:
         print(f"converged_table: error: {error}", file=sys.stderr)
         return 2
-    text = table(rows, baseline, args.versus)
+    command = " ".join(["python", "benchmarks/converged_table.py", *(sys.argv[1:] if argv is None else argv)])
+    text = f"Made by `{command}`.\n\n" + table(rows, baseline, args.versus)
     print(text, end="")
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -74,3 +74,21 @@ def test_a_broken_run_is_one_line(tmp_path):
     done = table(f"cwd={run.parent}")
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert f"{run}: not a finished lix-bench-kd run (KeyError" in done.stderr
+
+
+def test_the_committed_table_is_what_its_runs_give_and_the_readme_shows_it():
+    """benchmarks/results/converged_table.md made again by the command on its first line (--check): a run added
+    or a row changed without making the table again fails here; and the README shows that table."""
+    committed = RESULTS / "converged_table.md"
+    done = table("--check", str(committed))
+    assert done.returncode == 0, done.stderr
+    readme = Path("README.md").read_text()
+    shown = readme.split("<!-- converged table: begin -->\n")[1].split("<!-- converged table: end -->")[0]
+    assert shown == committed.read_text().split("\n", 2)[2]
+
+
+def test_a_stale_table_fails_the_check(tmp_path):
+    stale = tmp_path / "table.md"
+    stale.write_text((RESULTS / "converged_table.md").read_text().replace("| 76.72 |", "| 76.70 |"))
+    done = table("--check", str(stale))
+    assert done.returncode == 1 and "is stale" in done.stderr and "| 76.72 |" in done.stderr
