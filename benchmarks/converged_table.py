@@ -4,18 +4,17 @@
                                          [--out table.md]
     python benchmarks/converged_table.py --check table.md    # does the table still match its runs?
 
-Each RUNS is a row's folder under <report>/runs/ (holding <key>_seed<N>/result.json and settings.json), or
-RUNS:KEY for one variant of a searched row. The
-converged rows were run as several reports (the default under one `--variants-from`, the others under the
-re-scored one), so no single report holds them all; this script puts them side by side after checking that
-they are comparable: every run must record the same base settings (budget, data, optimiser) and every distilled
-run the same teacher (weights checksum). It prints (and writes with --out) a markdown table: per row the seeds,
-val / test-in / test-shift mean ± std, the paired difference to --baseline (default: the first row) on both
-tests and to --versus (e.g. the default) on all three splits, each over the seeds both rows ran, with its
-95 % t interval (`lix_training.bench_kd.paired_difference`), and the share of the teacher-student gap closed
-(the teacher's scores from the report's teacher_eval.json). Rows are ordered by val, the only split anything
-is chosen on. The table's first line is the command that made it, so a committed table can be checked against
-its runs (--check; test/test_converged_table.py).
+Each RUNS is a row's folder under <report>/runs/ (holding <key>_seed<N>/result.json and settings.json), or RUNS:KEY
+for one variant of a searched row. The converged rows were run as several reports (the default under one
+`--variants-from`, the others under the re-scored one), so no single report holds them all; this script puts them
+side by side after checking that they are comparable: every run must record the same base settings (budget, data,
+optimiser) and every distilled run the same teacher (weights checksum). It prints (and writes with --out) a
+markdown table: per row the seeds, val / test-in / test-shift mean ± std, the paired difference to --baseline
+(default: the first row) on both tests and to --versus (e.g. the default) on all three splits, each over the seeds
+both rows ran, with its 95 % t interval (`lix_training.bench_kd.paired_difference`), and the share of the
+teacher-student gap closed (the teacher's scores from the report's teacher_eval.json). Rows are ordered by val, the
+only split anything is chosen on. The table's first line is the command that made it, so a committed table can be
+checked against its runs (--check; test/test_converged_table.py).
 """
 
 from __future__ import annotations
@@ -51,6 +50,9 @@ def read_row(folder: Path, key: str = "*") -> dict:
             seed = int(result["seed"])
             scores[seed] = {split: 100 * result[split]["miou"] for split in EVAL_SPLITS}
             settings[seed] = json.loads((path.parent / "settings.json").read_text())
+            missing = {"base", "variant"} - set(settings[seed])  # what check_comparable reads
+            if missing:
+                raise KeyError(f"settings.json lacks {sorted(missing)}")
         except (OSError, ValueError, KeyError, TypeError) as error:
             raise TableError(f"{path.parent}: not a finished lix-bench-kd run ({type(error).__name__}: {error})"
                              ) from None
