@@ -122,16 +122,18 @@ def table(rows: dict[str, dict], baseline: str, versus: str | None) -> str:
         header.append("gap to the teacher closed, in / shift (%)")
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * 3 + "---:|" * (len(header) - 3)]
 
+    def mean(row: dict, split: str) -> float:
+        return statistics.mean(s[split] for s in row["scores"].values())
+
     def mean_std(row: dict, split: str) -> str:
         values = [s[split] for s in row["scores"].values()]
         std = statistics.stdev(values) if len(values) > 1 else 0.0
-        return f"{statistics.mean(values):.2f} ± {std:.2f}"
+        return f"{mean(row, split):.2f} ± {std:.2f}"
 
-    order = sorted(rows, key=lambda label: -statistics.mean(s["val"] for s in rows[label]["scores"].values()))
-    for label in order:
+    for label in sorted(rows, key=lambda label: -mean(rows[label], "val")):
         row = rows[label]
         cells = [f"**{label}**" if label == versus else label, describe(row["variant"]),
-                 _seeds(sorted(row["scores"])), f"{statistics.mean(s['val'] for s in row['scores'].values()):.2f}"]
+                 _seeds(sorted(row["scores"])), f"{mean(row, 'val'):.2f}"]
         for split in ("test_in", "test"):
             cells += [mean_std(row, split), "–" if label == baseline else paired_cell(row, rows[baseline], split)]
         if versus:
@@ -192,9 +194,10 @@ def check(path: Path) -> int:
     if status != 0:
         return status
     committed, again = path.read_text().splitlines()[1:], stdout.getvalue().splitlines()[1:]
-    stale = [line for line in again if line not in committed] + [line for line in committed if line not in again]
-    if stale:
-        print(f"converged_table: {path} is stale; its runs now give (first differing line): {stale[0]}",
+    if committed != again:  # line by line, so a changed order is stale too
+        first = next((new for old, new in zip(committed, again) if old != new), None)
+        shown = first if first is not None else f"{len(again)} lines instead of {len(committed)}"
+        print(f"converged_table: {path} is stale; its runs now give (first differing line): {shown}",
               file=sys.stderr)
         return 1
     print(f"{path}: what its runs give")

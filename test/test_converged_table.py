@@ -92,3 +92,9 @@ def test_a_stale_table_fails_the_check(tmp_path):
     stale.write_text((RESULTS / "converged_table.md").read_text().replace("| 76.72 |", "| 76.70 |"))
     done = table("--check", str(stale))
     assert done.returncode == 1 and "is stale" in done.stderr and "| 76.72 |" in done.stderr
+    # the same lines in another order are stale too
+    lines = (RESULTS / "converged_table.md").read_text().splitlines(keepends=True)
+    swapped = [*lines[:4], lines[5], lines[4], *lines[6:]]
+    stale.write_text("".join(swapped))
+    reordered = table("--check", str(stale))
+    assert reordered.returncode == 1 and "is stale" in reordered.stderr
