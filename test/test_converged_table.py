@@ -28,20 +28,20 @@ def test_rows_of_two_reports_are_paired_per_seed(tmp_path):
     assert done.returncode == 0, done.stderr
     assert out.read_text() == done.stdout
     rows = cells(done.stdout)
-    assert list(rows) == ["default", "cwd", "student"]  # ordered by val: 76.72, 76.15, 72.57
-    # the README's figures for the default (seeds 0-4): +3.61 [+1.79, +5.42] test-in, +3.12 [+0.42, +5.81] shift
-    assert rows["default"][2:8] == ["0–4", "76.72", "76.01 ± 0.42", "+3.61 [+1.79, +5.42]", "69.96 ± 0.67",
-                                    "+3.12 [+0.42, +5.81]"]
-    assert rows["default"][-1] == "23 / 18"
+    assert list(rows) == ["default", "cwd", "student"]  # ordered by val: 76.87, 76.04, 72.86
+    # the README's figures for the default (seeds 0-9): +3.61 [+2.54, +4.68] test-in, +3.41 [+1.68, +5.13] shift
+    assert rows["default"][2:8] == ["0–9", "76.87", "76.06 ± 0.47", "+3.61 [+2.54, +4.68]", "69.99 ± 0.75",
+                                    "+3.41 [+1.68, +5.13]"]
+    assert rows["default"][-1] == "23 / 19"
     # and CWD x10 against the default on val / test-in / test-shift (pair_runs.py gives the same)
-    assert rows["cwd"][8:11] == ["-0.58 [-1.12, -0.03]", "-0.46 [-0.98, +0.06]", "-0.55 [-1.45, +0.36]"]
+    assert rows["cwd"][8:11] == ["-0.83 [-1.53, -0.13]", "-0.57 [-1.01, -0.12]", "-0.49 [-1.19, +0.22]"]
     assert rows["student"][5] == "–" and rows["default"][8] == "–"
 
 
 def test_pair_runs_agrees_with_the_table():
     done = subprocess.run([sys.executable, "benchmarks/pair_runs.py", str(CWD), str(DEFAULT)], capture_output=True,
                           text=True, check=True)
-    assert "A - B test_in: -0.46 [-0.98, +0.06]" in done.stdout
+    assert "A - B test_in: -0.57 [-1.01, -0.12]" in done.stdout
 
 
 def test_runs_of_another_budget_or_teacher_are_refused():
@@ -89,9 +89,9 @@ def test_the_committed_table_is_what_its_runs_give_and_the_readme_shows_it():
 
 def test_a_stale_table_fails_the_check(tmp_path):
     stale = tmp_path / "table.md"
-    stale.write_text((RESULTS / "converged_table.md").read_text().replace("| 76.72 |", "| 76.70 |"))
+    stale.write_text((RESULTS / "converged_table.md").read_text().replace("| 76.87 |", "| 76.85 |"))
     done = table("--check", str(stale))
-    assert done.returncode == 1 and "is stale" in done.stderr and "| 76.72 |" in done.stderr
+    assert done.returncode == 1 and "is stale" in done.stderr and "| 76.87 |" in done.stderr
     # the same lines in another order are stale too
     lines = (RESULTS / "converged_table.md").read_text().splitlines(keepends=True)
     swapped = [*lines[:4], lines[5], lines[4], *lines[6:]]
