@@ -159,6 +159,19 @@ def test_wide_preset_widens_the_student_only():
     assert wide["teacher_overrides"][-1] == "model.width_multiplier=1.0"
 
 
+def test_twice_the_budget_preset_doubles_the_student_steps_only():
+    import yaml
+
+    from lix_training.bench_kd import default_config, resolve_preset
+
+    presets = yaml.safe_load(default_config().read_text())["presets"]
+    doubled, converged = resolve_preset(presets, "converged_2x"), resolve_preset(presets, "converged")
+    assert "steps=16000" in converged["overrides"]
+    assert doubled["overrides"] == [o.replace("steps=16000", "steps=32000") for o in converged["overrides"]]
+    assert doubled["teacher_overrides"] == converged["teacher_overrides"]  # the committed teacher's budget
+    assert "steps=16000" in doubled["teacher_overrides"]
+
+
 def test_unknown_row_is_one_line(tmp_path):
     result = subprocess.run([sys.executable, "-m", "lix_training.bench_kd", "--rows", "magic", "--out", str(tmp_path)],
                             capture_output=True, text=True)
