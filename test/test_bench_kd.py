@@ -172,6 +172,20 @@ def test_twice_the_budget_preset_doubles_the_student_steps_only():
     assert "steps=16000" in doubled["teacher_overrides"]
 
 
+def test_wide_preset_at_twice_the_budget_changes_width_and_steps_only():
+    import yaml
+
+    from lix_training.bench_kd import default_config, resolve_preset
+
+    presets = yaml.safe_load(default_config().read_text())["presets"]
+    wide_2x, wide = resolve_preset(presets, "converged_wide_2x"), resolve_preset(presets, "converged_wide")
+    doubled = resolve_preset(presets, "converged_2x")
+    assert wide_2x["overrides"] == [o.replace("steps=16000", "steps=32000") for o in wide["overrides"]]
+    # the same runs as converged_2x but for the width: the supervised and distilled rows pair seed by seed
+    assert [o for o in wide_2x["overrides"] if "width_multiplier" not in o] == doubled["overrides"]
+    assert wide_2x["teacher_overrides"] == wide["teacher_overrides"]
+
+
 def test_unknown_row_is_one_line(tmp_path):
     result = subprocess.run([sys.executable, "-m", "lix_training.bench_kd", "--rows", "magic", "--out", str(tmp_path)],
                             capture_output=True, text=True)

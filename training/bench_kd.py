@@ -629,8 +629,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="lix-bench-kd", description=__doc__, formatter_class=DefaultsHelpFormatter)
     parser.add_argument("--preset", default="fast", help="fast (CI: checks the harness), full (README table, 4000 "
                         "steps), converged (16000 steps; with --variants-from the full table's results.json), "
-                        "converged_wide (converged with a 1.5x wider student) or converged_2x (converged at 32000 "
-                        "steps)")
+                        "converged_wide (converged with a 1.5x wider student), converged_2x (converged at 32000 "
+                        "steps) or converged_wide_2x (the wider student at 32000 steps)")
     parser.add_argument("--config", type=Path, help="benchmark YAML (default: the package's "
                         "config/training/bench_kd.yaml)")
     parser.add_argument("--teacher", type=Path, help="use this teacher checkpoint instead of training one")
