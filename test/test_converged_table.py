@@ -98,3 +98,22 @@ def test_a_stale_table_fails_the_check(tmp_path):
     stale.write_text("".join(swapped))
     reordered = table("--check", str(stale))
     assert reordered.returncode == 1 and "is stale" in reordered.stderr
+
+
+def test_readme_32000_step_comparison_is_what_the_committed_runs_give():
+    """The README row 'LIX channel-wise − supervised, both at 32000 steps' (the pre-registered check at twice the
+    budget) states what pair_runs.py computes from the committed runs, on the seeds the row names."""
+    import re
+
+    doubled = RESULTS / "bench_kd_converged_2x/runs"
+    done = subprocess.run([sys.executable, "benchmarks/pair_runs.py", str(doubled / "lix_channel_logit_only"),
+                           str(doubled / "student")], capture_output=True, text=True, check=True)
+    computed = re.findall(r"A - B (\w+): (\S+ \[\S+ \S+\])", done.stdout)
+    row = next(line for line in Path("README.md").read_text().splitlines()
+               if "LIX channel-wise − supervised, both at 32000 steps" in line)
+    cells_of_row = [cell.strip().strip("*").replace("−", "-") for cell in row.strip("|").split("|")]
+    seeds = re.search(r"seeds \[(.*)\]", done.stdout).group(1).replace(", ", ",")
+    first, last = seeds.split(",")[0], seeds.split(",")[-1]
+    assert cells_of_row[1].replace("–", "-") == f"{first}-{last}"
+    assert [split for split, _ in computed] == ["val", "test_in", "test"]
+    assert cells_of_row[2:5] == [figure for _, figure in computed]
