@@ -15,7 +15,7 @@ import statistics
 import sys
 from pathlib import Path
 
-from lix_training.bench_kd import EVAL_SPLITS, paired_difference
+from lix_training.bench_kd import EVAL_SPLITS, format_difference, paired_difference
 
 
 def seed_scores(folder: Path) -> dict[int, dict[str, float]]:
@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     for split in EVAL_SPLITS:
         d = paired_difference({k: a[k][split] for k in seeds}, {k: b[k][split] for k in seeds})
         per_seed = ", ".join(f"{a[k][split] - b[k][split]:+.2f}" for k in seeds)
-        print(f"A - B {split}: {d['mean']:+.2f} [{d['low']:+.2f}, {d['high']:+.2f}]  (per seed {per_seed})")
+        print(f"A - B {split}: {format_difference(d, scale=1.0)}  (per seed {per_seed})")
     return 0
 
 

@@ -13,6 +13,15 @@ import pytest
 
 from lix_training.bench_kd import paired_difference, plateau, seed_band
 
+
+def shipped_preset(name: str) -> dict:
+    """A preset of the package's config/training/bench_kd.yaml, `extends` resolved."""
+    import yaml
+
+    from lix_training.bench_kd import default_config, resolve_preset
+
+    return resolve_preset(yaml.safe_load(default_config().read_text())["presets"], name)
+
 # Search, ablations, the published MKAT and the no-teacher baseline (the other methods' mathematics and
 # gradients are in test_distill.py; their rows run the same code path).
 ROWS = ["student", "lix", "lix_no_dwc", "lix_logit_only", "lix_feature_only", "kd", "mkat", "aux_depth"]
@@ -148,24 +157,14 @@ def test_seed_band_is_min_mean_max_over_the_steps_every_seed_reached():
 
 
 def test_wide_preset_widens_the_student_only():
-    import yaml
-
-    from lix_training.bench_kd import default_config, resolve_preset
-
-    presets = yaml.safe_load(default_config().read_text())["presets"]
-    wide, converged = resolve_preset(presets, "converged_wide"), resolve_preset(presets, "converged")
+    wide, converged = shipped_preset("converged_wide"), shipped_preset("converged")
     assert wide["overrides"] == [*converged["overrides"], "model.width_multiplier=1.5"]
     # a teacher trained by the bench gets base + teacher_overrides: the latter must undo the width
     assert wide["teacher_overrides"][-1] == "model.width_multiplier=1.0"
 
 
 def test_twice_the_budget_preset_doubles_the_student_steps_only():
-    import yaml
-
-    from lix_training.bench_kd import default_config, resolve_preset
-
-    presets = yaml.safe_load(default_config().read_text())["presets"]
-    doubled, converged = resolve_preset(presets, "converged_2x"), resolve_preset(presets, "converged")
+    doubled, converged = shipped_preset("converged_2x"), shipped_preset("converged")
     assert "steps=16000" in converged["overrides"]
     assert doubled["overrides"] == [o.replace("steps=16000", "steps=32000") for o in converged["overrides"]]
     assert doubled["teacher_overrides"] == converged["teacher_overrides"]  # the committed teacher's budget
@@ -173,13 +172,7 @@ def test_twice_the_budget_preset_doubles_the_student_steps_only():
 
 
 def test_wide_preset_at_twice_the_budget_changes_width_and_steps_only():
-    import yaml
-
-    from lix_training.bench_kd import default_config, resolve_preset
-
-    presets = yaml.safe_load(default_config().read_text())["presets"]
-    wide_2x, wide = resolve_preset(presets, "converged_wide_2x"), resolve_preset(presets, "converged_wide")
-    doubled = resolve_preset(presets, "converged_2x")
+    wide_2x, wide, doubled = (shipped_preset(name) for name in ("converged_wide_2x", "converged_wide", "converged_2x"))
     assert wide_2x["overrides"] == [o.replace("steps=16000", "steps=32000") for o in wide["overrides"]]
     # the same runs as converged_2x but for the width: the supervised and distilled rows pair seed by seed
     assert [o for o in wide_2x["overrides"] if "width_multiplier" not in o] == doubled["overrides"]
