@@ -90,6 +90,18 @@ def logit_maps(student: dict, teacher: dict, label: torch.Tensor
     return s, t, resize_label(label, tuple(s.shape[-2:]))
 
 
+def logit_rows(student: dict, teacher: dict, label: torch.Tensor
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Student and teacher logits of the same non-ignored pixels as rows (P x K each), and their labels (P).
+
+    Taken where `logit_maps` says logit distillation is computed.
+    """
+    s_map, t_map, at_size = logit_maps(student, teacher, label)
+    s_rows, target = valid_rows(s_map, at_size)
+    t_rows, _ = valid_rows(t_map, at_size)
+    return s_rows, t_rows, target
+
+
 def valid_mask(label: torch.Tensor, size: tuple[int, int] | None = None) -> torch.Tensor:
     """N x 1 x h x w float mask of non-ignored pixels, nearest-resized to `size`."""
     mask = (label != IGNORE_ID).float().unsqueeze(1)

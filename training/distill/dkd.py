@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from lix_training.distill.base import Distiller, logit_maps, register, valid_rows
+from lix_training.distill.base import Distiller, logit_rows, register
 
 _MASK = 1000.0  # logit offset that removes the target class from the non-target softmax (as mdistiller)
 
@@ -59,9 +59,7 @@ class DKD(Distiller):
         self.warmup_steps = int(warmup_steps)
 
     def losses(self, student, teacher, label, step, total_steps):
-        s_map, t_map, at_size = logit_maps(student, teacher, label)
-        s_rows, target = valid_rows(s_map, at_size)
-        t_rows, _ = valid_rows(t_map, at_size)
+        s_rows, t_rows, target = logit_rows(student, teacher, label)
         if len(s_rows) == 0:
             return {"tckd": student["logits"].sum() * 0}
         tckd, nckd, _, _ = decoupled_terms(s_rows, t_rows, target, self.temperature)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from lix_training.distill.base import Distiller, logit_maps, register, valid_rows
+from lix_training.distill.base import Distiller, logit_rows, register
 
 
 def kd_per_pixel(student_rows: torch.Tensor, teacher_rows: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -31,9 +31,7 @@ class KD(Distiller):
         self.temperature = float(temperature)
 
     def losses(self, student, teacher, label, step, total_steps):
-        s_map, t_map, at_size = logit_maps(student, teacher, label)
-        s_rows, _ = valid_rows(s_map, at_size)
-        t_rows, _ = valid_rows(t_map, at_size)
+        s_rows, t_rows, _ = logit_rows(student, teacher, label)
         if len(s_rows) == 0:
             return {"kd": student["logits"].sum() * 0}
         return {"kd": kd_per_pixel(s_rows, t_rows, self.temperature).mean()}

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from lix_training.distill.base import Distiller, logit_maps, register, valid_rows
+from lix_training.distill.base import Distiller, logit_rows, register
 from lix_training.distill.kd import kd_per_pixel
 
 
@@ -37,9 +37,7 @@ class PFS(Distiller):
         pool = (min(self.pool[0], student["embedding"].shape[-2]), min(self.pool[1], student["embedding"].shape[-1]))
         sim = (similarity_map(student["embedding"], pool) - similarity_map(teacher["embedding"].detach(), pool))
         terms = {"similarity": self.w_sim * sim.pow(2).mean()}
-        s_map, t_map, at_size = logit_maps(student, teacher, label)
-        s_rows, _ = valid_rows(s_map, at_size)
-        t_rows, _ = valid_rows(t_map, at_size)
+        s_rows, t_rows, _ = logit_rows(student, teacher, label)
         if len(s_rows):
             with torch.no_grad():
                 gap = 0.5 * (F.softmax(t_rows, 1) - F.softmax(s_rows, 1)).abs().sum(1)
