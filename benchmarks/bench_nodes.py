@@ -51,7 +51,7 @@ from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 from std_msgs.msg import Float32  # noqa: E402
 
 from lix_ros.core.constants import TEST_FAMILY_SEED  # noqa: E402
-from lix_ros.core.default_checkpoints import default_checkpoint  # noqa: E402
+from lix_ros.core.default_checkpoints import default_checkpoint, resolve_checkpoint  # noqa: E402
 from lix_ros.core.inference import BACKENDS, Segmenter, set_torch_threads  # noqa: E402
 from lix_ros.data.synthetic import render_frame  # noqa: E402
 
@@ -83,7 +83,7 @@ def parameter_count(checkpoint: str) -> int:
 def compare_students(args, inputs: dict) -> None:
     """Model-only time of each --compare checkpoint vs the default student, alternating frame by frame."""
     default = default_checkpoint("student")
-    others = [c.strip() for c in args.compare.split(",") if c.strip()]
+    others = [str(resolve_checkpoint(c.strip())) for c in args.compare.split(",") if c.strip()]
     for checkpoint in others:
         if not Path(checkpoint).is_file():
             sys.exit(f"bench_nodes: --compare checkpoint {checkpoint} not found")

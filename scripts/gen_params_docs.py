@@ -3,7 +3,6 @@ lix_ros/nodes/params.py and lix_ros/cli/bringup.py (test/test_params_agree.py ch
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from lix_ros.cli.bringup import LAUNCH_ARGUMENTS
@@ -38,32 +37,56 @@ def params_yaml() -> str:
     return "\n".join(lines)
 
 
-def readme_tables() -> str:
-    out = ["### Launch arguments", "",
-           "Same names for `ros2 launch lix_ros segmentation.launch.py NAME:=VALUE` and `lix-bringup --NAME VALUE` "
-           "(there: `--params`, `--teacher`, `--ab` for the first and the two switches, dashes for underscores).", "",
-           "| argument | default | meaning |", "|---|---|---|"]
-    out += [f"| `{name}` | `{default or EMPTY}` | {desc} |" for name, default, desc in LAUNCH_ARGUMENTS]
-    out += ["", "### Parameters", "",
-            "Declared once in `lix_ros/nodes/params.py` (typed, with ranges; read-only), mirrored in "
-            "`config/segmentation.yaml`.", "", "| node | parameter | default | range | meaning |",
-            "|---|---|---|---|---|"]
+LAUNCH_HEADER = "| argument | default | meaning |"
+PARAMS_HEADER = "| node | parameter | default | range | meaning |"
+
+
+def markdown_default(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value == "":
+        return EMPTY
+    if isinstance(value, list) and len(value) == 16:
+        return "identity 4x4"
+    if isinstance(value, list):
+        return "[" + ", ".join(str(v) for v in value) + "]"
+    return str(value)
+
+
+def launch_rows() -> list[str]:
+    return [f"| `{name}` | `{default or EMPTY}` | {desc} |" for name, default, desc in LAUNCH_ARGUMENTS]
+
+
+def parameter_rows() -> list[str]:
+    rows = []
     for node, params in NODES.items():
         for p in params:
             rng = f"[{p.min}, {p.max}]" if p.min is not None else (" \\| ".join(p.choices) if p.choices else "")
-            default = "identity 4x4" if isinstance(p.default, list) else (p.default if p.default != "" else EMPTY)
-            out.append(f"| `{node}` | `{p.name}` | `{default}` | {rng} | {p.description} |")
-    return "\n".join(out) + "\n"
+            rows.append(f"| `{node}` | `{p.name}` | `{markdown_default(p.default)}` | {rng} | {p.description} |")
+    return rows
+
+
+def replace_table(text: str, header: str, rows: list[str]) -> str:
+    """`text` with the body of the Markdown table under `header` replaced by `rows` (prose around it kept)."""
+    lines = text.split("\n")
+    if lines.count(header) != 1:
+        raise SystemExit(f"README needs exactly one table headed {header!r}")
+    first = lines.index(header) + 2  # after the header and its |---| line
+    last = first
+    while last < len(lines) and lines[last].startswith("| "):
+        last += 1
+    return "\n".join(lines[:first] + rows + lines[last:])
+
+
+def readme_with_tables(text: str) -> str:
+    return replace_table(replace_table(text, LAUNCH_HEADER, launch_rows()), PARAMS_HEADER, parameter_rows())
 
 
 def main() -> None:
     (REPO / "config" / "segmentation.yaml").write_text(params_yaml())
-    readme = (REPO / "README.md").read_text()
-    pattern = re.compile(r"### Launch arguments\n.*?(?=\n##+ (?!Parameters))", re.S)  # up to the next section
-    if not pattern.search(readme):
-        raise SystemExit("README has no '### Launch arguments' section to replace")
-    (REPO / "README.md").write_text(pattern.sub(lambda _: readme_tables(), readme, count=1))
-    print("regenerated config/segmentation.yaml and the README tables")
+    readme = REPO / "README.md"
+    readme.write_text(readme_with_tables(readme.read_text()))
+    print("regenerated config/segmentation.yaml and the README's launch-argument and parameter tables")
 
 
 if __name__ == "__main__":

@@ -359,9 +359,9 @@ def test_student_config_is_the_full_preset_at_the_converged_budget():
 
 def test_committed_results_agree_with_the_configs_and_checkpoints():
     """The committed benchmark results chose the variants the shipped configs train (student_lix_channel.yaml:
-    the default student; student_lix.yaml: pixel-wise LIX), and the committed students are seed 0 of the
-    converged-budget runs of those rows (their training metadata names row, variant and budget; their recipe
-    and best val mIoU are the committed run's)."""
+    the default student; student_lix.yaml: pixel-wise LIX), and the committed students (the default pair and the
+    1.5x wide pair of --preset converged_wide_2x) are seed 0 of the converged-budget runs of those rows (their
+    training metadata names row, variant and budget; their recipe and best val mIoU are the committed run's)."""
     import csv
 
     import torch
@@ -377,8 +377,12 @@ def test_committed_results_agree_with_the_configs_and_checkpoints():
         shipped = load_config(f"config/training/{config}")
         assert shipped["distill"]["methods"] == rows[row]["variant"]["distill"], config
         assert shipped["steps"] == load_config("config/training/student.yaml")["steps"]
+    wide = "benchmarks/results/bench_kd_converged_wide_2x/runs"  # the 1.5x student at 32000 steps
+    wide_default, wide_supervised = f"{wide}/lix_channel_logit_only/d7fc8916_seed0", f"{wide}/student/44136fa3_seed0"
     for name, row, run in (("student_small.pt", "lix_channel_logit_only", DEFAULT_RUN),
-                           ("student_supervised_small.pt", "student", f"{CONVERGED}/student_16000_seed0")):
+                           ("student_supervised_small.pt", "student", f"{CONVERGED}/student_16000_seed0"),
+                           ("student_wide.pt", "lix_channel_logit_only", wide_default),
+                           ("student_supervised_wide.pt", "student", wide_supervised)):
         training = torch.load(f"lix_ros/checkpoints/{name}", weights_only=True)["training"]
         meta = training["benchmark"]
         assert meta["row"] == row and meta["variant"] == rows[row]["variant"] and meta["seed"] == 0
@@ -470,3 +474,33 @@ def test_pair_runs_pairs_the_seeds_both_tables_finished(tmp_path):
     assert "(per seed +2.00, +1.00, +3.00)" in out
     lone = subprocess.run([*script[:2], str(tmp_path / "a"), str(tmp_path)], capture_output=True, text=True)
     assert lone.returncode == 2 and lone.stderr.startswith("pair_runs: error: 0 seed(s)")
+
+
+def test_readme_packaged_checkpoints_table_is_what_their_runs_scored():
+    """Every packaged checkpoint has a row in the README's "Packaged checkpoints" table, and each row's val /
+    test-in / test-shift mIoU is what the committed run the checkpoint names scored (the teacher: its
+    committed evaluation)."""
+    import re
+
+    import torch
+
+    from lix_ros.core.default_checkpoints import package_root, packaged_checkpoints
+
+    section = Path("README.md").read_text().split("### Packaged checkpoints", 1)[1].split("\n### ", 1)[0]
+    rows = {m[1]: m[2] for m in re.finditer(r"^\| `(\w+)`.*?\| ([\d.]+ / [\d.]+ / [\d.]+) \|", section, re.M)}
+    assert set(rows) == set(packaged_checkpoints())
+    for name, shown in rows.items():
+        training = torch.load(package_root() / "checkpoints" / f"{name}.pt", weights_only=True)["training"]
+        if "benchmark" in training:
+            run = Path(training["benchmark"]["results"])
+            if (run / "result.json").is_file():  # a lix-bench-kd run
+                result = json.loads((run / "result.json").read_text())
+                scores = [result[split]["miou"] for split in ("val", "test_in", "test")]
+            else:  # a budget_check.py run: one metrics file per split
+                scores = [json.loads((run / f"metrics_{split}.json").read_text())["miou"]
+                          for split in ("val", "test_in", "test")]
+        else:  # the teacher
+            evaluation = json.loads(Path(f"{DEFAULT_RUN.split('/runs/')[0]}/teacher_eval.json").read_text())
+            assert evaluation["teacher"] == f"lix_ros/checkpoints/{name}.pt"
+            scores = [evaluation["splits"][split]["miou"] for split in ("val", "test_in", "test")]
+        assert shown == " / ".join(f"{100 * s:.2f}" for s in scores), name

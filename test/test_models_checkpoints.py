@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -121,6 +123,28 @@ def test_checkpoint_errors_name_the_field(saved, tmp_path):
     torch.save(ckpt, tmp_path / "missing_weight.pt")
     with pytest.raises(CheckpointError, match="field 'state_dict'"):
         load_model(tmp_path / "missing_weight.pt")
+
+
+def test_a_packaged_checkpoint_is_found_by_its_name(saved, tmp_path, monkeypatch):
+    """`student_wide` or `student_wide.pt` reads the packaged file from any working directory; a file of that
+    name in the working directory wins; a path with a folder is never redirected; an unknown name's error lists
+    the packaged ones."""
+    from lix_ros.core.default_checkpoints import package_root, packaged_checkpoints, resolve_checkpoint
+
+    monkeypatch.chdir(tmp_path)
+    packaged = package_root() / "checkpoints" / "student_wide.pt"
+    assert {"student_small", "student_supervised_small", "student_wide", "student_supervised_wide",
+            "teacher_depth_small"} <= set(packaged_checkpoints())
+    assert resolve_checkpoint("student_wide") == resolve_checkpoint("student_wide.pt") == packaged
+    assert read_checkpoint("student_wide")["arch"]["width_multiplier"] == 1.5
+    assert resolve_checkpoint("elsewhere/student_wide.pt") == Path("elsewhere/student_wide.pt")
+    assert resolve_checkpoint("student_wide.onnx") == Path("student_wide.onnx")
+    local = tmp_path / "student_wide.pt"
+    local.write_bytes(saved[0].read_bytes())
+    assert resolve_checkpoint("student_wide.pt") == Path("student_wide.pt")
+    assert read_checkpoint("student_wide.pt")["arch"]["width_multiplier"] == 1.0  # the local file, not the package
+    with pytest.raises(CheckpointError, match=r"checkpoint not found: student_huge \(packaged: .*student_wide"):
+        read_checkpoint("student_huge")
 
 
 def test_checkpoint_with_code_is_refused(tmp_path):

@@ -305,6 +305,26 @@ def test_compressed_input(tmp_path, frames):
         assert bringup.stop()[0] == 0
 
 
+def test_packaged_checkpoint_by_name(frames):
+    """checkpoint:=student_wide (a packaged name, no path into the install) serves the wide student."""
+    ns = "/t_packaged"
+    bringup = Bringup("--checkpoint", "student_wide", "--namespace", ns, "--image", f"{ns}/cam")
+    probe = Probe("lix_test_packaged_probe")
+    try:
+        probe.subscribe(Image, f"{ns}/lix/semantic")
+        publisher = probe.publisher(Image, f"{ns}/cam")
+        probe.wait_matched(f"{ns}/cam", timeout=60)
+        msg = image(probe.stamp(1), "packaged0", frames[0].rgb)
+        assert probe.retry(lambda: publisher.publish(msg), lambda: probe.received[f"{ns}/lix/semantic"])
+        mask = probe.received[f"{ns}/lix/semantic"][0]
+        assert (mask.header.frame_id, mask.width, mask.height) == ("packaged0", 320, 160)
+    finally:
+        probe.close()
+        code, stderr = bringup.stop()
+    assert code == 0, stderr[-2000:]
+    assert str(Path(default_checkpoint("student")).with_name("student_wide.pt")) in stderr
+
+
 @pytest.mark.parametrize("node, override, message", [
     ("segmentation_node", "threads:=-1", "parameter 'threads' must be an int in [0, 64], got -1"),
     ("segmentation_node", "threads:=abc", "parameter 'threads' must be an int in [0, 64], got 'abc'"),

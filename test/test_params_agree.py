@@ -71,6 +71,20 @@ def test_readme_lists_launch_arguments_with_defaults():
         assert rows[name] == (default or '""'), name
 
 
+def test_readme_tables_and_yaml_are_what_the_generator_writes():
+    """Defaults, ranges and descriptions too: scripts/gen_params_docs.py rewrites both tables' rows and the
+    YAML from the declarations, so a hand edit of either (or a new declaration not regenerated) fails here."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gen_params_docs", REPO / "scripts" / "gen_params_docs.py")
+    generator = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(generator)
+    readme = (REPO / "README.md").read_text()
+    assert generator.readme_with_tables(readme) == readme
+    assert generator.params_yaml() == (REPO / "config" / "segmentation.yaml").read_text()
+    assert generator.readme_with_tables(readme.replace("| Torch device for inference |", "| Torch device |")) == readme
+
+
 @pytest.mark.parametrize("node", sorted(NODES))
 def test_readme_lists_every_parameter(node):
     rows = {(r[0], r[1]) for r in _readme_table("### Parameters")}

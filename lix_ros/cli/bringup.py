@@ -18,7 +18,8 @@ from lix_ros.core.dds import share_dir
 # (launch argument, default, description): the launch file imports this table too.
 LAUNCH_ARGUMENTS: list[tuple[str, str, str]] = [
     ("params_file", "", "Parameters YAML (default: the package's config/segmentation.yaml)"),
-    ("checkpoint", "", "Student checkpoint; empty keeps the params file's value (or the packaged default)"),
+    ("checkpoint", "", "Student checkpoint (path or packaged name); empty keeps the params file's value (or the "
+     "packaged default)"),
     ("image", CAMERA, "Camera image topic (sensor_msgs/Image)"),
     ("depth", DEPTH, "Depth image topic for the teacher (32FC1 m or 16UC1 mm)"),
     ("points", POINTS, "LiDAR PointCloud2 topic for the teacher (geometry_source: lidar)"),

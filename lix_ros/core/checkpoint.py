@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from lix_ros.core.default_checkpoints import packaged_checkpoints, resolve_checkpoint
 from lix_ros.data.classes import CLASS_NAMES
 from lix_ros.models.build import ModelConfig, build_model
 
@@ -97,9 +98,9 @@ def _require(ckpt: dict, path: Path, field: str, kind: type | tuple[type, ...]):
 
 def read_checkpoint(path: str | Path) -> dict:
     """Load and schema-check a checkpoint file (no model built)."""
-    path = Path(path)
+    path = resolve_checkpoint(path)
     if not path.is_file():
-        raise CheckpointError(f"checkpoint not found: {path}")
+        raise CheckpointError(f"checkpoint not found: {path} (packaged: {', '.join(packaged_checkpoints())})")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # truncated zip, pickle with disallowed globals, not a torch file

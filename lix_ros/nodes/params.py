@@ -61,9 +61,10 @@ COMMON = [
     Param("warn_hold", 10.0, "Seconds /diagnostics stays WARN after the last rejected frame", 0.0, 3600.0),
 ]
 
-def model_params(default_description: str) -> list[Param]:
+def model_params(default_description: str, packaged_example: str) -> list[Param]:
     return [
-        Param("checkpoint", "", f"Checkpoint (.pt); empty = {default_description}"),
+        Param("checkpoint", "", f"Checkpoint: a .pt path or a packaged name (e.g. {packaged_example}); empty = "
+              f"{default_description}"),
         Param("input_height", 0, "Model input height in pixels (0 = the checkpoint's)", 0, 4096),
         Param("input_width", 0, "Model input width in pixels (0 = the checkpoint's)", 0, 4096),
         Param("resize_policy", "stretch", "stretch: resize to the input size; native: run at the frame's size",
@@ -76,7 +77,7 @@ def model_params(default_description: str) -> list[Param]:
 
 
 SEGMENTATION = [
-    *model_params("the packaged default LIX student"),
+    *model_params("the packaged default LIX student", "student_wide"),
     Param("use_compressed", False, "Subscribe to image/compressed (sensor_msgs/CompressedImage) instead of image"),
     Param("overlay_alpha", 0.5, "Colour output: weight of the palette over the camera image (1 = palette only)",
           0.0, 1.0, runtime=True),
@@ -84,7 +85,7 @@ SEGMENTATION = [
 ]
 
 TEACHER = [
-    *model_params("the packaged default depth teacher"),
+    *model_params("the packaged default depth teacher", "teacher_depth_small"),
     Param("geometry_source", "depth", "depth: a depth image; lidar: a PointCloud2 projected with camera_info",
           choices=("depth", "lidar")),
     Param("pair_queue_size", 10, "Messages kept per stream while pairing by stamp", 1, 1000),

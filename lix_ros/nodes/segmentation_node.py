@@ -14,7 +14,7 @@ import numpy as np
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import String
 
-from lix_ros.core.default_checkpoints import default_checkpoint
+from lix_ros.core.default_checkpoints import default_checkpoint, resolve_checkpoint
 from lix_ros.core.image_codec import decode_color, decode_compressed
 from lix_ros.core.inference import Segmenter
 from lix_ros.data.classes import palette
@@ -28,7 +28,7 @@ class SegmentationNode(InferenceNode):
         super().__init__("segmentation_node", SEGMENTATION, "lix/semantic", "lix/processing_time", **kwargs)
 
     def load(self) -> None:
-        self.checkpoint_path = self.p["checkpoint"] or default_checkpoint("student")
+        self.checkpoint_path = str(resolve_checkpoint(self.p["checkpoint"] or default_checkpoint("student")))
         self.segmenter = Segmenter(self.checkpoint_path, self.p["device"],
                                    (self.p["input_height"], self.p["input_width"]), self.p["resize_policy"],
                                    backend=self.p["backend"], providers=self.p["providers"], threads=self.p["threads"])

@@ -16,7 +16,7 @@ import numpy as np
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
 from lix_ros.core.checkpoint import CheckpointError
-from lix_ros.core.default_checkpoints import default_checkpoint
+from lix_ros.core.default_checkpoints import default_checkpoint, resolve_checkpoint
 from lix_ros.core.inference import ANY_GEOMETRY, Segmenter
 from lix_ros.core.pairing import ApproximateTimePairer
 from lix_ros.core.teacher_inputs import teacher_inputs
@@ -34,7 +34,7 @@ class TeacherNode(InferenceNode):
         self._pair_lock = threading.Lock()
 
     def load(self) -> None:
-        checkpoint = self.p["checkpoint"] or default_checkpoint("teacher")
+        checkpoint = str(resolve_checkpoint(self.p["checkpoint"] or default_checkpoint("teacher")))
         T = np.array(self.p["lidar_to_camera"], np.float64)
         if T.size != 16 or not np.allclose(T.reshape(4, 4)[3], [0, 0, 0, 1]):
             raise ValueError(f"parameter 'lidar_to_camera' must be 16 numbers of a 4x4 rigid transform, got {T}")
