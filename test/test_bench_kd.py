@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from lix_training.bench_kd import paired_difference, plateau, seed_band
+from lix_training.bench_kd import EVAL_SPLITS, paired_difference, plateau, seed_band
 
 
 def shipped_preset(name: str) -> dict:
@@ -495,12 +495,12 @@ def test_readme_packaged_checkpoints_table_is_what_their_runs_scored():
             run = Path(training["benchmark"]["results"])
             if (run / "result.json").is_file():  # a lix-bench-kd run
                 result = json.loads((run / "result.json").read_text())
-                scores = [result[split]["miou"] for split in ("val", "test_in", "test")]
+                scores = [result[split]["miou"] for split in EVAL_SPLITS]
             else:  # a budget_check.py run: one metrics file per split
                 scores = [json.loads((run / f"metrics_{split}.json").read_text())["miou"]
-                          for split in ("val", "test_in", "test")]
+                          for split in EVAL_SPLITS]
         else:  # the teacher
             evaluation = json.loads(Path(f"{DEFAULT_RUN.split('/runs/')[0]}/teacher_eval.json").read_text())
             assert evaluation["teacher"] == f"lix_ros/checkpoints/{name}.pt"
-            scores = [evaluation["splits"][split]["miou"] for split in ("val", "test_in", "test")]
+            scores = [evaluation["splits"][split]["miou"] for split in EVAL_SPLITS]
         assert shown == " / ".join(f"{100 * s:.2f}" for s in scores), name

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from lix_training.bench_kd import EVAL_SPLITS
+
 RESULTS = Path("benchmarks/results")
 STUDENT = RESULTS / "bench_kd_converged_rescored/runs/student"
 DEFAULT = RESULTS / "bench_kd_converged_teacher16000/runs/lix_channel_logit_only"
@@ -121,5 +123,5 @@ def test_readme_32000_step_comparison_is_what_the_committed_runs_give(report, ma
     seeds = re.search(r"seeds \[(.*)\]", done.stdout).group(1).replace(", ", ",")
     first, last = seeds.split(",")[0], seeds.split(",")[-1]
     assert cells_of_row[1].replace("–", "-") == f"{first}-{last}"
-    assert [split for split, _ in computed] == ["val", "test_in", "test"]
+    assert tuple(split for split, _ in computed) == EVAL_SPLITS
     assert cells_of_row[2:5] == [figure for _, figure in computed]
