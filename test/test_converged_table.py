@@ -125,3 +125,18 @@ def test_readme_32000_step_comparison_is_what_the_committed_runs_give(report, ma
     assert cells_of_row[1].replace("–", "-") == f"{first}-{last}"
     assert tuple(split for split, _ in computed) == EVAL_SPLITS
     assert cells_of_row[2:5] == [figure for _, figure in computed]
+
+
+def test_docs_summary_states_only_figures_measured_elsewhere():
+    """docs/distillation.md opens with "Where things stand": every interval it quotes must be one the README's
+    tested tables, the converged table or the detailed sections of the same page state, so the summary cannot
+    drift from what the committed runs give."""
+    import re
+
+    interval = r"[+\-]\d+\.\d\d \[[+\-]\d+\.\d\d, [+\-]\d+\.\d\d\]"
+    doc = Path("docs/distillation.md").read_text().replace("−", "-")
+    summary, details = doc.split("## Where things stand", 1)[1].split("\n## ", 1)
+    sources = details + Path("README.md").read_text().replace("−", "-") + (RESULTS / "converged_table.md").read_text()
+    quoted = re.findall(interval, summary)
+    assert len(quoted) >= 10
+    assert [figure for figure in quoted if figure not in sources] == []
