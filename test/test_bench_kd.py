@@ -252,7 +252,8 @@ def test_variants_from_another_table_run_without_search_or_parent(tmp_path):
     entry, without its parent's search) on every seed; a row the file lacks is one readable error."""
     chosen = {"rows": [{"row": "student", "variant": {}},
                        {"row": "lix_no_dwc", "variant": {"distill": [{"name": "kd", "temperature": 2.0,
-                                                                      "weight": 0.5}]}}]}
+                                                                      "weight": 0.5}]}},
+                       {"row": "at", "variant": {"distill": [{"name": "at", "weight": 1.0}]}}]}
     source = tmp_path / "chosen.json"
     source.write_text(json.dumps(chosen))
     result = _bench(tmp_path, "--rows", "lix_no_dwc", "--variants-from", str(source))
@@ -266,6 +267,24 @@ def test_variants_from_another_table_run_without_search_or_parent(tmp_path):
     report = {r["row"]: r for r in json.loads((tmp_path / "bench" / "results.json").read_text())["rows"]}
     assert report["lix_no_dwc"]["variant"] == chosen["rows"][1]["variant"] and report["lix_no_dwc"]["searched"] == 0
     assert f"chosen on val by the table of `{source}`" in (tmp_path / "bench" / "results.md").read_text()
+    # Another row run later into the same folder joins the report instead of replacing it...
+    added = _bench(tmp_path, "--rows", "at", "--seeds", "0", "--variants-from", str(source))
+    assert added.returncode == 0, added.stdout[-2000:] + added.stderr[-2000:]
+    assert "kept the rows and seeds of the earlier report" in added.stdout
+    merged = json.loads((tmp_path / "bench" / "results.json").read_text())
+    assert merged["seeds"] == [0, 1]
+    assert {r["row"]: r["seeds"] for r in merged["rows"]} == {"student": [0, 1], "lix_no_dwc": [0, 1], "at": [0]}
+    # ...while --report-only reports what it is asked, and so does a run of other variants.
+    only = _bench(tmp_path, "--rows", "at", "--seeds", "0", "--variants-from", str(source), "--report-only")
+    assert only.returncode == 0, only.stderr[-2000:]
+    reported = json.loads((tmp_path / "bench" / "results.json").read_text())["rows"]
+    assert [r["row"] for r in reported] == ["student", "at"]
+    chosen["rows"][2]["variant"]["distill"][0]["weight"] = 2.0  # `at` is now another variant than reported
+    source.write_text(json.dumps(chosen))
+    again = _bench(tmp_path, "--rows", "at", "--seeds", "0", "--variants-from", str(source))
+    assert again.returncode == 0 and "kept the rows" not in again.stdout, again.stderr[-2000:]
+    reported = json.loads((tmp_path / "bench" / "results.json").read_text())["rows"]
+    assert [(r["row"], r["variant"]) for r in reported] == [("student", {}), ("at", chosen["rows"][2]["variant"])]
     missing = _bench(tmp_path, "--rows", "kd", "--variants-from", str(source), timeout=120)
     assert missing.returncode != 0 and "no chosen variant for rows ['kd']" in missing.stderr
     assert "Traceback" not in missing.stderr

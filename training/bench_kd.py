@@ -21,7 +21,9 @@ not its path: a checkpoint file replaced by another teacher is another teacher, 
 
 `--variants-from RESULTS.json` runs each row with the variant another table chose on val (that table's
 results.json; ablation rows: their own entry) instead of searching: the `converged` preset uses it to run the
-`full` table's choices at the converged budget, where a search per row would cost 3x more.
+`full` table's choices at the converged budget, where a search per row would cost 3x more. Such a table is
+built row by row: a run of some rows into a folder whose report has the same preset and variants adds them to
+that report (its rows and seeds kept) instead of replacing it; `--report-only` reports exactly what it is asked.
 """
 
 from __future__ import annotations
@@ -590,6 +592,36 @@ def fixed_variants(path: Path, rows: list[str], specs: dict[str, dict] | None = 
     return {row: chosen[row] for row in rows}
 
 
+def with_earlier_report(runner: Bench, preset: str) -> Bench:
+    """A run of some rows adds them to the folder's report instead of replacing it: when `--out` already holds
+    a report of the same preset whose every row ran the variant `--variants-from` gives it now, the new report
+    keeps that report's rows and seeds (scored again from their finished runs). Anything else (a searched table,
+    another preset or other variants) is reported as asked; `--report-only` always is."""
+    earlier_path = runner.out / "results.json"
+    if runner.report_only or not runner.fixed or not earlier_path.is_file():
+        return runner
+    try:
+        earlier = json.loads(earlier_path.read_text())
+        recorded = {entry["row"]: entry["variant"] for entry in earlier["rows"]}
+        earlier_seeds = [int(seed) for seed in earlier["seeds"]]
+        same = earlier["preset"] == preset and set(recorded) <= set(runner.bench["rows"])
+        fixed = fixed_variants(runner.fixed_from, list(recorded), runner.bench["rows"]) if same else {}
+    except (ValueError, KeyError, TypeError, CliError):
+        return runner
+    if not same or fixed != recorded:
+        return runner
+    rows = [*recorded, *(row for row in runner.rows if row not in recorded)]
+    seeds = sorted({*earlier_seeds, *runner.seeds})
+    if rows == runner.rows and seeds == runner.seeds:
+        return runner
+    print(f"report: kept the rows and seeds of the earlier report in {runner.out} (rows {', '.join(rows)}; seeds "
+          f"{seeds}); --report-only --rows ... --seeds ... reports fewer", flush=True)
+    merged = Bench(runner.bench, rows, seeds, runner.out, runner.teacher, runner.base, runner.data_cfg,
+                   runner.jobs, True, {**fixed, **runner.fixed}, runner.fixed_from, runner.support)
+    merged.run()
+    return merged
+
+
 def teacher_evaluation(teacher: Path, data_cfg: dict, cache: Path) -> dict[str, dict]:
     """The teacher's mIoU and label support per evaluation split, cached in `cache` under a key of the
     checkpoint's bytes and the data settings (where the frames are cached is not one): every invocation,
@@ -675,6 +707,7 @@ def main(argv: list[str] | None = None) -> int:
     runner = Bench(bench, rows, seeds, args.out, teacher, base, data_cfg, args.jobs, args.report_only, fixed,
                    args.variants_from, support)
     runner.run()
+    runner = with_earlier_report(runner, args.preset)
     if not runner.results:
         raise CliError(f"no finished runs under {args.out / 'runs'}")
     summary = summarize(runner, teacher_scores, support)
