@@ -1,5 +1,6 @@
 """Real nodes (lix-bringup in another process) over real Fast DDS, with the committed default checkpoints."""
 
+import gc
 import json
 import signal
 import subprocess
@@ -24,6 +25,20 @@ from lix_ros.core.default_checkpoints import default_checkpoint  # noqa: E402
 from lix_ros.data.synthetic import LidarConfig, render_frame  # noqa: E402
 
 pytestmark = pytest.mark.ros
+
+
+def run_node(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    """Run `python -m lix_ros.nodes.<args>` to its exit. If it hangs, SIGABRT makes faulthandler print every
+    thread's Python stack into the failure, to show where."""
+    process = subprocess.Popen([sys.executable, "-X", "faulthandler", "-m", *args], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.send_signal(signal.SIGABRT)
+        stdout, stderr = process.communicate(timeout=30)
+        pytest.fail(f"{' '.join(args)} did not exit in {timeout:.0f} s; its threads:\n{stderr[-6000:]}")
+    return subprocess.CompletedProcess(args, process.returncode, stdout, stderr)
 NS = "/t_nodes"
 
 
@@ -333,23 +348,58 @@ def test_packaged_checkpoint_by_name(frames):
     ("compare_node", "hard_frame_threshold:=2.0", "parameter 'hard_frame_threshold' must be a float in [0.0, 1.0]"),
 ])
 def test_bad_parameter_is_one_line_and_exit_2(node, override, message):
-    result = subprocess.run([sys.executable, "-m", f"lix_ros.nodes.{node}", "--ros-args", "-p", override],
-                            capture_output=True, text=True, timeout=120)
+    result = run_node(f"lix_ros.nodes.{node}", "--ros-args", "-p", override)
     assert result.returncode == 2, result.stderr[-2000:]
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"lix_ros: startup error: {message}"), result.stderr[-2000:]
 
 
+@pytest.mark.parametrize("threshold", [0.5, 2.0])
+def test_a_destroyed_or_failed_node_leaves_the_graph(threshold):
+    """destroy_node frees the rcl node now (0.5), and a constructor that fails on a parameter destroys its node
+    before raising (2.0): none is left for the garbage collector to free after rclpy.shutdown, at exit (such a
+    process once hung in CI)."""
+    from rclpy.parameter import Parameter
+
+    from lix_ros.nodes.compare_node import CompareNode
+
+    context = rclpy.context.Context()
+    rclpy.init(context=context)
+    observer = rclpy.create_node("lix_test_graph_observer", context=context)
+    gc.disable()  # a node that was not destroyed stays in the graph until collected
+    try:
+        make = lambda: CompareNode(context=context,  # noqa: E731
+                                   parameter_overrides=[Parameter("hard_frame_threshold", value=threshold)])
+        if threshold > 1.0:
+            with pytest.raises(ValueError, match="'hard_frame_threshold' must be a float in"):
+                make()
+        else:
+            node = make()
+            assert observer_sees(observer, "compare_node", True)
+            node.destroy_node()
+        assert observer_sees(observer, "compare_node", False)
+    finally:
+        gc.enable()
+        observer.destroy_node()
+        rclpy.shutdown(context=context)
+
+
+def observer_sees(observer, name: str, present: bool, timeout: float = 5.0) -> bool:
+    """Wait until `name` is (present) or is not in the graph `observer` sees; whether it happened in time."""
+    deadline = time.monotonic() + timeout
+    while (name in observer.get_node_names()) != present and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return (name in observer.get_node_names()) == present
+
+
 def test_bad_yaml_values_and_misspelled_keys(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("/**:\n  ros__parameters:\n    diagnostics_period: 0.0\n")
-    result = subprocess.run([sys.executable, "-m", "lix_ros.nodes.segmentation_node", "--ros-args", "--params-file",
-                             str(bad)], capture_output=True, text=True, timeout=120)
+    result = run_node("lix_ros.nodes.segmentation_node", "--ros-args", "--params-file", str(bad))
     assert result.returncode == 2 and "parameter 'diagnostics_period' must be a float in [0.1, 60.0]" in result.stderr
     typo = tmp_path / "typo.yaml"
     typo.write_text("/**:\n  ros__parameters:\n    treads: 1\n    queue_depth: '5'\n")
-    result = subprocess.run([sys.executable, "-m", "lix_ros.nodes.segmentation_node", "--ros-args", "--params-file",
-                             str(typo)], capture_output=True, text=True, timeout=120)
+    result = run_node("lix_ros.nodes.segmentation_node", "--ros-args", "--params-file", str(typo))
     assert result.returncode == 2 and "parameter 'queue_depth' must be an int in [1, 100], got '5'" in result.stderr
     typo.write_text("/**:\n  ros__parameters:\n    treads: 1\n")
     process = subprocess.Popen([sys.executable, "-m", "lix_ros.nodes.segmentation_node", "--ros-args",
@@ -367,8 +417,7 @@ def test_bad_yaml_values_and_misspelled_keys(tmp_path):
 
 
 def test_node_help_prints_usage_without_starting():
-    result = subprocess.run([sys.executable, "-m", "lix_ros.nodes.teacher_node", "--help"], capture_output=True,
-                            text=True, timeout=60)
+    result = run_node("lix_ros.nodes.teacher_node", "--help", timeout=60)
     assert result.returncode == 0
     assert "teacher_node parameters:" in result.stdout and "pair_slop (default 0.05; a float in [0.0, 10.0])" in \
         result.stdout
@@ -438,9 +487,8 @@ def test_hard_frame_bag_failure_stops_capture_not_the_stack(tmp_path, frames):
 
 def test_hard_frame_bag_under_a_file_is_a_startup_error(tmp_path):
     (tmp_path / "file").write_text("x")
-    result = subprocess.run([sys.executable, "-m", "lix_ros.nodes.compare_node", "--ros-args", "-p",
-                             f"hard_frame_bag:={tmp_path / 'file' / 'sub' / 'bag'}"], capture_output=True, text=True,
-                            timeout=120)
+    result = run_node("lix_ros.nodes.compare_node", "--ros-args", "-p",
+                      f"hard_frame_bag:={tmp_path / 'file' / 'sub' / 'bag'}")
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         f"lix_ros: startup error: parameter 'hard_frame_bag': cannot create folder {tmp_path / 'file' / 'sub'} "

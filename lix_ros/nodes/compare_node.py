@@ -27,7 +27,7 @@ from lix_ros.core.pairing import ExactTimePairer
 from lix_ros.data.classes import IGNORE_ID, NUM_CLASSES
 from lix_ros.nodes.common import OUTPUT_QOS, diagnostic_array, input_qos
 from lix_ros.nodes.managed import ManagedNode
-from lix_ros.nodes.params import COMPARE, declare
+from lix_ros.nodes.params import COMPARE
 
 AGREEMENT_FIELDS = ("pixel_agreement", "miou", "running_pixel_agreement", "running_miou")
 
@@ -52,7 +52,7 @@ class CompareNode(ManagedNode):
         super().__init__("compare_node", **kwargs)
         self.hard_frames = None  # before anything can fail, so destroy_node works after a start-up error
         self.lock = threading.Lock()
-        self.p = declare(self, COMPARE, self.on_parameter_change)
+        self.p = self.declare_checked(COMPARE, self.on_parameter_change)
         self.pairer = ExactTimePairer(self.p["queue_size"])
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, DIAGNOSTICS, 10)
         self.total_confusion = empty_confusion(NUM_CLASSES)

@@ -20,7 +20,6 @@ from lix_ros.core.node_counters import InferenceCounters
 from lix_ros.core.pointcloud import PointCloudError
 from lix_ros.nodes.common import OUTPUT_QOS, diagnostic_array, mono8_msg, stamp_seconds
 from lix_ros.nodes.managed import ManagedNode
-from lix_ros.nodes.params import declare
 
 # Bad input of one frame: counted and warned about, and the next frame is served.
 INPUT_ERRORS = (ImageError, PointCloudError)
@@ -37,7 +36,7 @@ class InferenceNode(ManagedNode):
         self.frames_paused = 0
         self.segmenter = None
         self.mask_topic, self.time_topic = mask_topic, time_topic
-        self.p = declare(self, spec, self.on_parameter_change)
+        self.p = self.declare_checked(spec, self.on_parameter_change)
         self.counters.warn_hold_s = self.p["warn_hold"]
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, DIAGNOSTICS, 10)
 

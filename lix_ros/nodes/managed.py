@@ -17,6 +17,7 @@ from rclpy.lifecycle import Node as LifecycleNode
 from rclpy.lifecycle import State, TransitionCallbackReturn
 
 from lix_ros.core.checkpoint import CheckpointError
+from lix_ros.nodes.params import declare
 
 # What a configure step may fail with: reported as the transition's FAILURE, not a crash.
 CONFIGURE_ERRORS = (CheckpointError, ValueError, FileNotFoundError, OSError)
@@ -30,6 +31,22 @@ class ManagedNode(LifecycleNode):
         self._io_subscriptions: list = []
         self._io_publishers: list = []
         self._autostarting = False
+
+    def declare_checked(self, params: list, on_change=None) -> dict[str, Any]:
+        """`declare` the node's parameters; on a bad value destroy the node before raising: the runner never
+        holds a node whose constructor failed, and rcl handles left to the garbage collector after
+        rclpy.shutdown can hang the process at exit (ros2/rclpy#456)."""
+        try:
+            return declare(self, params, on_change)
+        except ValueError:
+            self.destroy_node()
+            raise
+
+    def destroy_node(self) -> None:
+        super().destroy_node()
+        # rclpy's LifecycleNode leaves its state machine, which holds the rcl node, to the garbage collector:
+        # the node would stay in the graph and be freed at exit, after rclpy.shutdown, where frees can hang.
+        self._state_machine.destroy_when_not_in_use()
 
     # ------------------------------------------------------------------ what a node defines
     def configure(self) -> list:
