@@ -39,6 +39,8 @@ def run_node(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
         stdout, stderr = process.communicate(timeout=30)
         pytest.fail(f"{' '.join(args)} did not exit in {timeout:.0f} s; its threads:\n{stderr[-6000:]}")
     return subprocess.CompletedProcess(args, process.returncode, stdout, stderr)
+
+
 NS = "/t_nodes"
 
 
@@ -368,13 +370,12 @@ def test_a_destroyed_or_failed_node_leaves_the_graph(threshold):
     observer = rclpy.create_node("lix_test_graph_observer", context=context)
     gc.disable()  # a node that was not destroyed stays in the graph until collected
     try:
-        make = lambda: CompareNode(context=context,  # noqa: E731
-                                   parameter_overrides=[Parameter("hard_frame_threshold", value=threshold)])
+        overrides = [Parameter("hard_frame_threshold", value=threshold)]
         if threshold > 1.0:
             with pytest.raises(ValueError, match="'hard_frame_threshold' must be a float in"):
-                make()
+                CompareNode(context=context, parameter_overrides=overrides)
         else:
-            node = make()
+            node = CompareNode(context=context, parameter_overrides=overrides)
             assert observer_sees(observer, "compare_node", True)
             node.destroy_node()
         assert observer_sees(observer, "compare_node", False)
