@@ -28,7 +28,7 @@ pytestmark = pytest.mark.ros
 
 
 def run_node(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    """Run `python -m lix_ros.nodes.<args>` to its exit. If it hangs, SIGABRT makes faulthandler print every
+    """Run `python -m <module> <args>` to its exit. If it hangs, SIGABRT makes faulthandler print every
     thread's Python stack into the failure, to show where."""
     process = subprocess.Popen([sys.executable, "-X", "faulthandler", "-m", *args], stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
@@ -288,8 +288,7 @@ def test_bad_checkpoint_is_a_startup_error(tmp_path, problem):
             "teacher_as_student": Path(default_checkpoint("teacher"))}[problem]
     if problem == "corrupt":
         path.write_bytes(b"\x00" * 100)
-    result = subprocess.run([sys.executable, "-m", "lix_ros.cli.bringup", "--checkpoint", str(path), "--namespace",
-                             "/t_bad"], capture_output=True, text=True, timeout=60)
+    result = run_node("lix_ros.cli.bringup", "--checkpoint", str(path), "--namespace", "/t_bad", timeout=60)
     assert result.returncode == 2
     assert {"missing": "not found", "corrupt": "not a readable checkpoint",
             "teacher_as_student": "field 'modalities'"}[problem] in result.stderr
@@ -714,6 +713,5 @@ def test_one_student_per_camera(frames):
         probe.close()
         code, stderr = bringup.stop()
     assert code == 0, stderr[-2000:]
-    bad = subprocess.run([sys.executable, "-m", "lix_ros.cli.bringup", "--cameras", "front,front"],
-                         capture_output=True, text=True, timeout=60)
+    bad = run_node("lix_ros.cli.bringup", "--cameras", "front,front", timeout=60)
     assert bad.returncode == 2 and "argument 'cameras'" in bad.stderr
