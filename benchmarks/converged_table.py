@@ -154,6 +154,7 @@ def table(rows: dict[str, dict], baseline: str, versus: str | None) -> str:
 
 def parse_rows(items: list[str]) -> dict[str, dict]:
     rows = {}
+    labels_of_runs: dict[tuple[Path, str], str] = {}
     for item in items:
         label, sep, folder = item.partition("=")
         folder, _, key = folder.partition(":")
@@ -163,6 +164,11 @@ def parse_rows(items: list[str]) -> dict[str, dict]:
             raise TableError(f"row label {label!r} given twice")
         if not Path(folder).is_dir():
             raise TableError(f"row {label}: no such folder {folder}")
+        # one set of runs under two labels would show as two rows that look like independent evidence
+        runs = (Path(folder).resolve(), key or "*")
+        if runs in labels_of_runs:
+            raise TableError(f"row {label}: the same runs as row {labels_of_runs[runs]} ({folder})")
+        labels_of_runs[runs] = label
         rows[label] = read_row(Path(folder), key or "*")
     return rows
 

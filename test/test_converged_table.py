@@ -59,6 +59,12 @@ def test_runs_of_another_budget_or_teacher_are_refused():
     assert table(f"default={DEFAULT}", f"student={STUDENT}").returncode == 0
 
 
+def test_the_same_runs_under_two_labels_are_refused():
+    done = table(f"cwd={CWD}", f"student={STUDENT}", f"cwd_again={CWD}/")
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "row cwd_again: the same runs as row cwd" in done.stderr
+
+
 def test_a_searched_row_needs_its_variant_named():
     searched = RESULTS / "bench_kd_full/runs/kd"
     done = table(f"kd={searched}")
