@@ -19,26 +19,12 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2  # n
 from std_msgs.msg import Float32MultiArray, String  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent / "helpers"))
-from ros_probe import Bringup, Probe, camera_info, image, point_fields  # noqa: E402
+from ros_probe import Bringup, Probe, camera_info, image, point_fields, run_node  # noqa: E402
 
 from lix_ros.core.default_checkpoints import default_checkpoint  # noqa: E402
 from lix_ros.data.synthetic import LidarConfig, render_frame  # noqa: E402
 
 pytestmark = pytest.mark.ros
-
-
-def run_node(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    """Run `python -m <module> <args>` to its exit. If it hangs, SIGABRT makes faulthandler print every
-    thread's Python stack into the failure, to show where."""
-    process = subprocess.Popen([sys.executable, "-X", "faulthandler", "-m", *args], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
-    try:
-        stdout, stderr = process.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        process.send_signal(signal.SIGABRT)
-        stdout, stderr = process.communicate(timeout=30)
-        pytest.fail(f"{' '.join(args)} did not exit in {timeout:.0f} s; its threads:\n{stderr[-6000:]}")
-    return subprocess.CompletedProcess(args, process.returncode, stdout, stderr)
 
 
 NS = "/t_nodes"
@@ -216,11 +202,10 @@ def lidar_teacher(tmp_path_factory):
     """A tiny LiDAR teacher trained here (the packaged default teacher uses depth)."""
     out = tmp_path_factory.mktemp("lidar_teacher")
     cache = tmp_path_factory.mktemp("cache")
-    result = subprocess.run([sys.executable, "-m", "lix_training.cli", "--set", "model.kind=teacher", "--set",
-                             "model.preset=tiny", "--set", "model.modality=lidar", "--set", "steps=2", "--set",
-                             f"data.cache_dir={cache}", "--set", "data.train_count=4", "--set", "data.val_count=2",
-                             "--set", "data.render_size=[160, 320]", "--out", str(out), "--quiet"],
-                            capture_output=True, text=True)
+    result = run_node("lix_training.cli", "--set", "model.kind=teacher", "--set", "model.preset=tiny", "--set",
+                      "model.modality=lidar", "--set", "steps=2", "--set", f"data.cache_dir={cache}", "--set",
+                      "data.train_count=4", "--set", "data.val_count=2", "--set", "data.render_size=[160, 320]",
+                      "--out", str(out), "--quiet", timeout=300)
     assert result.returncode == 0, result.stderr
     return out / "final.pt"
 
