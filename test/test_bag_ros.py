@@ -13,7 +13,7 @@ from rosgraph_msgs.msg import Clock  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent / "helpers"))
-from ros_probe import Probe, run_node  # noqa: E402
+from ros_probe import Probe, run_module  # noqa: E402
 
 from lix_ros.bag.dataset import bag_samples  # noqa: E402
 from lix_ros.bag.frames import TopicMap  # noqa: E402
@@ -26,7 +26,7 @@ pytestmark = [pytest.mark.ros, pytest.mark.slow]
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo") / "demo"
-    result = run_node("lix_ros.cli.demo", "--out", str(out), "--frames", "20", "--threshold", "0.0", timeout=600)
+    result = run_module("lix_ros.cli.demo", "--out", str(out), "--frames", "20", "--threshold", "0.0", timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return out, result.stdout
 
@@ -53,7 +53,7 @@ def test_demo_round_trips_a_synth_bag_through_the_nodes(demo):
 def test_demo_in_real_time_accounts_for_every_frame(tmp_path):
     """Real-time replay: the nodes may drop stale frames under load, but each one is processed or counted."""
     out = tmp_path / "demo"
-    result = run_node("lix_ros.cli.demo", "--out", str(out), "--frames", "12", "--pace", "realtime", timeout=600)
+    result = run_module("lix_ros.cli.demo", "--out", str(out), "--frames", "12", "--pace", "realtime", timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     report = json.loads((out / "report" / "report.json").read_text())
     student = {k: int(v) for k, v in report["node_diagnostics"]["segmentation_node"].items()
@@ -72,9 +72,9 @@ def test_hard_frames_train_a_student(demo, tmp_path):
     assert stats["pseudo_labelled"] >= 5 and stats["labelled_gt"] == 0  # no GT in a capture: teacher labels
     assert samples[0].depth is not None
     student = Path(__file__).resolve().parents[1] / "lix_ros" / "checkpoints" / "student_small.pt"
-    result = run_node("lix_training.cli", "--set", "data.source=bag", "--set", f"data.root={hard}", "--set", "steps=3",
-                      "--set", "batch_size=2", "--set", f"init_from={student}", "--set", "val_every=3", "--out",
-                      str(tmp_path / "ft"), "--quiet", timeout=600)
+    result = run_module("lix_training.cli", "--set", "data.source=bag", "--set", f"data.root={hard}", "--set",
+                        "steps=3", "--set", "batch_size=2", "--set", f"init_from={student}", "--set", "val_every=3",
+                        "--out", str(tmp_path / "ft"), "--quiet", timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert summary["step"] == 3 and summary["best_val_miou"] > 0.3  # started from the shipped student
@@ -201,7 +201,7 @@ def test_killed_recorder_loses_at_most_half_a_second_and_repair_recovers_the_res
     with pytest.raises(Exception):  # noqa: B017 - standard readers refuse a cut bag (the type varies)
         Reader(bag).open()
     repaired = tmp_path / "repaired"
-    result = run_node("lix_ros.bag.cli", "repair", str(bag), "--out", str(repaired))
+    result = run_module("lix_ros.bag.cli", "repair", str(bag), "--out", str(repaired))
     assert result.returncode == 0, result.stderr
     from lix_ros.bag.hard_frames import cdr_header_stamp
 
@@ -220,19 +220,19 @@ def test_any_topic_names_synth_remap_eval_and_teacher_that_cannot_run(tmp_path):
     bag = tmp_path / "named"
     names = ["--camera", "/front/image", "--camera-info", "/front/info", "--depth", "/front/depth",
              "--points", "/velodyne", "--labels", "/front/gt"]
-    result = run_node("lix_ros.bag.cli", "synth", "--out", str(bag), "--frames", "3", "--width", "64", "--height",
-                      "32", *names)
+    result = run_module("lix_ros.bag.cli", "synth", "--out", str(bag), "--frames", "3", "--width", "64", "--height",
+                        "32", *names)
     assert result.returncode == 0, result.stderr
     assert set(topic_counts(bag)) == {"/front/image", "/front/info", "/front/depth", "/velodyne", "/front/gt",
                                       "/tf_static"}
     run = ["lix_ros.bag.cli", "eval", str(bag), "--quiet", "--max-frames", "3"]
-    named = run_node(*run, "--out", str(tmp_path / "e1"), *names)
+    named = run_module(*run, "--out", str(tmp_path / "e1"), *names)
     assert named.returncode == 0, named.stderr
     report = json.loads((tmp_path / "e1" / "report.json").read_text())
     assert report["frames"] == 3 and report["student_vs_gt"] and report["teacher_vs_gt"]
     assert report["teacher_not_run"] is None
     # the default depth topic is not in this bag: the teacher cannot run, and eval says so
-    no_depth = run_node(*run, "--out", str(tmp_path / "e2"), *names[:4], *names[6:])
+    no_depth = run_module(*run, "--out", str(tmp_path / "e2"), *names[:4], *names[6:])
     assert no_depth.returncode == 0, no_depth.stderr
     assert "NO TEACHER: the depth teacher did not run: the bag has no /camera/depth" in no_depth.stdout
     assert json.loads((tmp_path / "e2" / "report.json").read_text())["teacher_vs_gt"] is None
@@ -261,7 +261,7 @@ def test_label_turns_a_raw_bag_into_training_data(tmp_path):
     raw = tmp_path / "raw"
     write_synthetic_bag(raw, 2_000_030, 12, width=64, height=32, quiet=True, topics=TopicMap(gt="/unused/gt"))
     labelled = tmp_path / "labelled"
-    result = run_node("lix_ros.bag.cli", "label", str(raw), "--out", str(labelled), "--quiet")
+    result = run_module("lix_ros.bag.cli", "label", str(raw), "--out", str(labelled), "--quiet")
     assert result.returncode == 0, result.stderr
     assert "teacher masks on /lix/teacher/semantic for 12 of 12 camera frames" in result.stdout
     counts = topic_counts(labelled)
@@ -269,11 +269,11 @@ def test_label_turns_a_raw_bag_into_training_data(tmp_path):
     samples, stats = bag_samples(labelled)
     assert stats["pseudo_labelled"] == 12 and stats["labelled_gt"] == 0
     assert samples[0].label.shape == (32, 64) and samples[0].label.max() < 19
-    again = run_node("lix_ros.bag.cli", "label", str(labelled), "--out", str(tmp_path / "twice"))
+    again = run_module("lix_ros.bag.cli", "label", str(labelled), "--out", str(tmp_path / "twice"))
     assert again.returncode == 2 and "already has /lix/teacher/semantic" in again.stderr
-    train = run_node("lix_training.cli", "--quiet", "--out", str(tmp_path / "run"), "--set", "data.source=bag", "--set",
-                     f"data.root={labelled}", "--set", "steps=2", "--set", "model.preset=tiny", "--set",
-                     "data.crop_size=[32, 64]", "--set", "threads=1", "--set", "data.workers=0")
+    train = run_module("lix_training.cli", "--quiet", "--out", str(tmp_path / "run"), "--set", "data.source=bag",
+                       "--set", f"data.root={labelled}", "--set", "steps=2", "--set", "model.preset=tiny", "--set",
+                       "data.crop_size=[32, 64]", "--set", "threads=1", "--set", "data.workers=0")
     assert train.returncode == 0, train.stderr
 
 
@@ -293,13 +293,13 @@ def test_demo_runs_the_pipeline_on_your_bag_with_your_topic_names(tmp_path):
     write_synthetic_bag(bag, 2_000_031, 8, quiet=True, topics=TopicMap(
         camera="/front/image", camera_info="/front/info", depth="/front/depth", points="/velodyne", gt="/front/gt"))
     out = tmp_path / "demo"
-    result = run_node("lix_ros.cli.demo", "--out", str(out), "--bag", str(bag), "--camera", "/front/image",
-                      "--camera-info", "/front/info", "--depth", "/front/depth", "--labels", "/front/gt", "--student",
-                      "lix_ros/checkpoints/student_supervised_small.pt", timeout=600)
+    result = run_module("lix_ros.cli.demo", "--out", str(out), "--bag", str(bag), "--camera", "/front/image",
+                        "--camera-info", "/front/info", "--depth", "/front/depth", "--labels", "/front/gt", "--student",
+                        "lix_ros/checkpoints/student_supervised_small.pt", timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert f"your drive: {bag}" in result.stdout and "masks evaluated 8" in result.stdout
     report = json.loads((out / "report" / "report.json").read_text())
     assert report["frames"] == 8 and report["student_vs_gt"] and report["teacher_vs_gt"]
     assert "student_supervised_small.pt" in (out / "bringup.log").read_text()
-    wrong = run_node("lix_ros.cli.demo", "--out", str(tmp_path / "d2"), "--bag", str(bag))
+    wrong = run_module("lix_ros.cli.demo", "--out", str(tmp_path / "d2"), "--bag", str(bag))
     assert wrong.returncode == 2 and "has no /camera/image_raw, /camera/camera_info, /camera/depth" in wrong.stderr

@@ -19,7 +19,7 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2  # n
 from std_msgs.msg import Float32MultiArray, String  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent / "helpers"))
-from ros_probe import Bringup, Probe, camera_info, image, point_fields, run_node  # noqa: E402
+from ros_probe import Bringup, Probe, camera_info, image, point_fields, run_module  # noqa: E402
 
 from lix_ros.core.default_checkpoints import default_checkpoint  # noqa: E402
 from lix_ros.data.synthetic import LidarConfig, render_frame  # noqa: E402
@@ -202,10 +202,10 @@ def lidar_teacher(tmp_path_factory):
     """A tiny LiDAR teacher trained here (the packaged default teacher uses depth)."""
     out = tmp_path_factory.mktemp("lidar_teacher")
     cache = tmp_path_factory.mktemp("cache")
-    result = run_node("lix_training.cli", "--set", "model.kind=teacher", "--set", "model.preset=tiny", "--set",
-                      "model.modality=lidar", "--set", "steps=2", "--set", f"data.cache_dir={cache}", "--set",
-                      "data.train_count=4", "--set", "data.val_count=2", "--set", "data.render_size=[160, 320]",
-                      "--out", str(out), "--quiet", timeout=300)
+    result = run_module("lix_training.cli", "--set", "model.kind=teacher", "--set", "model.preset=tiny", "--set",
+                        "model.modality=lidar", "--set", "steps=2", "--set", f"data.cache_dir={cache}", "--set",
+                        "data.train_count=4", "--set", "data.val_count=2", "--set", "data.render_size=[160, 320]",
+                        "--out", str(out), "--quiet", timeout=300)
     assert result.returncode == 0, result.stderr
     return out / "final.pt"
 
@@ -273,7 +273,7 @@ def test_bad_checkpoint_is_a_startup_error(tmp_path, problem):
             "teacher_as_student": Path(default_checkpoint("teacher"))}[problem]
     if problem == "corrupt":
         path.write_bytes(b"\x00" * 100)
-    result = run_node("lix_ros.cli.bringup", "--checkpoint", str(path), "--namespace", "/t_bad", timeout=60)
+    result = run_module("lix_ros.cli.bringup", "--checkpoint", str(path), "--namespace", "/t_bad", timeout=60)
     assert result.returncode == 2
     assert {"missing": "not found", "corrupt": "not a readable checkpoint",
             "teacher_as_student": "field 'modalities'"}[problem] in result.stderr
@@ -334,7 +334,7 @@ def test_packaged_checkpoint_by_name(frames):
     ("compare_node", "hard_frame_threshold:=2.0", "parameter 'hard_frame_threshold' must be a float in [0.0, 1.0]"),
 ])
 def test_bad_parameter_is_one_line_and_exit_2(node, override, message):
-    result = run_node(f"lix_ros.nodes.{node}", "--ros-args", "-p", override)
+    result = run_module(f"lix_ros.nodes.{node}", "--ros-args", "-p", override)
     assert result.returncode == 2, result.stderr[-2000:]
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"lix_ros: startup error: {message}"), result.stderr[-2000:]
@@ -380,11 +380,11 @@ def observer_sees(observer, name: str, present: bool, timeout: float = 5.0) -> b
 def test_bad_yaml_values_and_misspelled_keys(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("/**:\n  ros__parameters:\n    diagnostics_period: 0.0\n")
-    result = run_node("lix_ros.nodes.segmentation_node", "--ros-args", "--params-file", str(bad))
+    result = run_module("lix_ros.nodes.segmentation_node", "--ros-args", "--params-file", str(bad))
     assert result.returncode == 2 and "parameter 'diagnostics_period' must be a float in [0.1, 60.0]" in result.stderr
     typo = tmp_path / "typo.yaml"
     typo.write_text("/**:\n  ros__parameters:\n    treads: 1\n    queue_depth: '5'\n")
-    result = run_node("lix_ros.nodes.segmentation_node", "--ros-args", "--params-file", str(typo))
+    result = run_module("lix_ros.nodes.segmentation_node", "--ros-args", "--params-file", str(typo))
     assert result.returncode == 2 and "parameter 'queue_depth' must be an int in [1, 100], got '5'" in result.stderr
     typo.write_text("/**:\n  ros__parameters:\n    treads: 1\n")
     process = subprocess.Popen([sys.executable, "-m", "lix_ros.nodes.segmentation_node", "--ros-args",
@@ -402,7 +402,7 @@ def test_bad_yaml_values_and_misspelled_keys(tmp_path):
 
 
 def test_node_help_prints_usage_without_starting():
-    result = run_node("lix_ros.nodes.teacher_node", "--help", timeout=60)
+    result = run_module("lix_ros.nodes.teacher_node", "--help", timeout=60)
     assert result.returncode == 0
     assert "teacher_node parameters:" in result.stdout and "pair_slop (default 0.05; a float in [0.0, 10.0])" in \
         result.stdout
@@ -472,8 +472,8 @@ def test_hard_frame_bag_failure_stops_capture_not_the_stack(tmp_path, frames):
 
 def test_hard_frame_bag_under_a_file_is_a_startup_error(tmp_path):
     (tmp_path / "file").write_text("x")
-    result = run_node("lix_ros.nodes.compare_node", "--ros-args", "-p",
-                      f"hard_frame_bag:={tmp_path / 'file' / 'sub' / 'bag'}")
+    result = run_module("lix_ros.nodes.compare_node", "--ros-args", "-p",
+                        f"hard_frame_bag:={tmp_path / 'file' / 'sub' / 'bag'}")
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         f"lix_ros: startup error: parameter 'hard_frame_bag': cannot create folder {tmp_path / 'file' / 'sub'} "
@@ -698,5 +698,5 @@ def test_one_student_per_camera(frames):
         probe.close()
         code, stderr = bringup.stop()
     assert code == 0, stderr[-2000:]
-    bad = run_node("lix_ros.cli.bringup", "--cameras", "front,front", timeout=60)
+    bad = run_module("lix_ros.cli.bringup", "--cameras", "front,front", timeout=60)
     assert bad.returncode == 2 and "argument 'cameras'" in bad.stderr

@@ -189,7 +189,7 @@ def set_parameter(probe: Probe, node: str, name: str, value):
     return call_service(probe, SetParameters, f"{node}/set_parameters", request).results[0]
 
 
-def run_node(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+def run_module(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
     """Run `python -m <module> <args>` to its exit. If it hangs, SIGABRT makes faulthandler print every
     thread's Python stack into the failure, to show where."""
     process = subprocess.Popen([sys.executable, "-X", "faulthandler", "-m", *args], stdout=subprocess.PIPE,
