@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import os
+import sys
+from pathlib import Path
 
 from lix_ros.core.dds import configure_dds_env
+
+sys.path.insert(0, str(Path(__file__).parent / "helpers"))  # processes.py, ros_probe.py, image_publisher.py
 
 
 def pytest_configure(config):

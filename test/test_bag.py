@@ -5,11 +5,11 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 
 import cv2
 import numpy as np
 import pytest
+from processes import run_module
 
 from lix_ros.bag.dataset import bag_samples
 from lix_ros.bag.frames import BagFrames, tf_static_extrinsic
@@ -28,8 +28,7 @@ from lix_ros.data.synthetic import drive
 
 
 def lix_bag(*args):
-    return subprocess.run([sys.executable, "-m", "lix_ros.bag.cli", *args], capture_output=True, text=True,
-                          timeout=300)
+    return run_module("lix_ros.bag.cli", *args, timeout=300)
 
 
 @pytest.fixture(scope="module")
@@ -127,8 +126,7 @@ def test_missing_topic_lists_what_the_bag_has(bag):
 
 def test_unknown_message_type_and_unsupported_encoding(tmp_path, bag):
     env = dict(os.environ)
-    result = subprocess.run([sys.executable, "-m", "lix_ros.bag.cli", "play", str(bag), "--topics", "/tf_static"],
-                            capture_output=True, text=True, env=env, timeout=120)
+    result = run_module("lix_ros.bag.cli", "play", str(bag), "--topics", "/tf_static", env=env, timeout=120)
     assert result.returncode == 2 and "unknown message type" in result.stderr
     assert "tf2_msgs/msg/TFMessage" in result.stderr
     odd = tmp_path / "odd"

@@ -5,11 +5,10 @@ checked here; the README table is the `full` preset)."""
 
 import json
 import math
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from processes import run_module, run_python
 
 from lix_training.bench_kd import EVAL_SPLITS, paired_difference, plateau, seed_band
 
@@ -28,9 +27,8 @@ ROWS = ["student", "lix", "lix_no_dwc", "lix_logit_only", "lix_feature_only", "k
 
 
 def _bench(tmp_path, *extra, timeout=900):
-    return subprocess.run([sys.executable, "-m", "lix_training.bench_kd", "--preset", "fast", "--cache-dir",
-                           str(tmp_path / "cache"), "--out", str(tmp_path / "bench"), *extra],
-                          capture_output=True, text=True, timeout=timeout)
+    return run_module("lix_training.bench_kd", "--preset", "fast", "--cache-dir", str(tmp_path / "cache"), "--out",
+                      str(tmp_path / "bench"), *extra, timeout=timeout)
 
 
 @pytest.mark.slow
@@ -180,8 +178,7 @@ def test_wide_preset_at_twice_the_budget_changes_width_and_steps_only():
 
 
 def test_unknown_row_is_one_line(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "lix_training.bench_kd", "--rows", "magic", "--out", str(tmp_path)],
-                            capture_output=True, text=True)
+    result = run_module("lix_training.bench_kd", "--rows", "magic", "--out", str(tmp_path))
     assert result.returncode == 2 and "unknown rows ['magic']" in result.stderr
 
 
@@ -485,13 +482,12 @@ def test_pair_runs_pairs_the_seeds_both_tables_finished(tmp_path):
             offsets = (("val", 0), ("test_in", 0.01), ("test", -0.05))
             splits = {split: {"miou": miou + offset} for split, offset in offsets}
             (run / "result.json").write_text(json.dumps({"seed": seed, **splits}))
-    script = [sys.executable, "benchmarks/pair_runs.py", str(tmp_path / "a"), str(tmp_path / "b")]
-    out = subprocess.run(script, capture_output=True, text=True, check=True).stdout
+    out = run_python("benchmarks/pair_runs.py", str(tmp_path / "a"), str(tmp_path / "b"), check=True).stdout
     expected = paired_difference({0: 70.0, 1: 74.0, 2: 72.0}, {0: 68.0, 1: 73.0, 2: 69.0})
     assert "seeds [0, 1, 2]" in out  # seed 3 ran in A only
     assert f"A - B val: {expected['mean']:+.2f} [{expected['low']:+.2f}, {expected['high']:+.2f}]" in out
     assert "(per seed +2.00, +1.00, +3.00)" in out
-    lone = subprocess.run([*script[:2], str(tmp_path / "a"), str(tmp_path)], capture_output=True, text=True)
+    lone = run_python("benchmarks/pair_runs.py", str(tmp_path / "a"), str(tmp_path))
     assert lone.returncode == 2 and lone.stderr.startswith("pair_runs: error: 0 seed(s)")
 
 

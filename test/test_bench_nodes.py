@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import torch
+from processes import run_python
 
 from lix_ros.core.default_checkpoints import default_checkpoint
 
@@ -15,7 +15,7 @@ SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_nodes.py"
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=300)
+    return run_python(str(SCRIPT), *args, timeout=300)
 
 
 def test_compare_prints_one_row_per_backend_and_input_with_the_parameter_count():

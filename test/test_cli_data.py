@@ -1,11 +1,10 @@
-import subprocess
-import sys
 
 import cv2
+from processes import run_module
 
 
 def run(*args):
-    return subprocess.run([sys.executable, "-m", "lix_ros.cli.data", *args], capture_output=True, text=True)
+    return run_module("lix_ros.cli.data", *args)
 
 
 def test_preview_writes_a_mosaic(tmp_path):

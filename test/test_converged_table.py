@@ -4,10 +4,10 @@ and the refusal to pool runs of other budgets or teachers."""
 import json
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from processes import run_python
 
 from lix_training.bench_kd import EVAL_SPLITS
 
@@ -18,7 +18,7 @@ CWD = RESULTS / "bench_kd_converged_rescored/runs/cwd"
 
 
 def table(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "benchmarks/converged_table.py", *args], capture_output=True, text=True)
+    return run_python("benchmarks/converged_table.py", *args)
 
 
 def cells(stdout: str) -> dict[str, list[str]]:
@@ -43,8 +43,7 @@ def test_rows_of_two_reports_are_paired_per_seed(tmp_path):
 
 
 def test_pair_runs_agrees_with_the_table():
-    done = subprocess.run([sys.executable, "benchmarks/pair_runs.py", str(CWD), str(DEFAULT)], capture_output=True,
-                          text=True, check=True)
+    done = run_python("benchmarks/pair_runs.py", str(CWD), str(DEFAULT), check=True)
     assert "A - B test_in: -0.57 [-1.01, -0.12]" in done.stdout
 
 
@@ -121,8 +120,8 @@ def test_readme_32000_step_comparison_is_what_the_committed_runs_give(report, ma
     import re
 
     doubled = RESULTS / report / "runs"
-    done = subprocess.run([sys.executable, "benchmarks/pair_runs.py", str(doubled / "lix_channel_logit_only"),
-                           str(doubled / "student")], capture_output=True, text=True, check=True)
+    done = run_python("benchmarks/pair_runs.py", str(doubled / "lix_channel_logit_only"), str(doubled / "student"),
+                      check=True)
     computed = re.findall(r"A - B (\w+): (\S+ \[\S+ \S+\])", done.stdout)
     row = next(line for line in Path("README.md").read_text().splitlines() if marker in line)
     cells_of_row = [cell.strip().strip("*").replace("−", "-") for cell in row.strip("|").split("|")]

@@ -2,13 +2,12 @@
 
 import json
 import pickle
-import subprocess
-import sys
 
 import cv2
 import numpy as np
 import pytest
 import torch
+from processes import run_module, run_python
 
 from lix_ros.data.classes import IGNORE_ID, TRAIN_ID
 from lix_ros.data.sample import DataError
@@ -131,8 +130,7 @@ def test_loader_workers_yield_the_batches_of_the_in_process_loader(synthetic):
 
 def train(out, *overrides):
     args = [a for o in overrides for a in ("--set", o)]
-    return subprocess.run([sys.executable, "-m", "lix_training.cli", "--quiet", "--out", str(out), *args],
-                          capture_output=True, text=True)
+    return run_module("lix_training.cli", "--quiet", "--out", str(out), *args)
 
 
 def test_frame_size_is_the_checkpoint_input_size_and_eval_uses_the_training_data(synthetic, tmp_path):
@@ -149,9 +147,8 @@ def test_frame_size_is_the_checkpoint_input_size_and_eval_uses_the_training_data
     # Two checkpoints named final.pt in folders named run: distinct rows, distinct plots; the data is the
     # checkpoints' own (3 val frames of the 48x96 family), not the synthetic defaults.
     out = tmp_path / "eval"
-    result = subprocess.run([sys.executable, "-m", "lix_training.evaluate", str(tmp_path / "a" / "run" / "final.pt"),
-                             str(tmp_path / "b" / "run" / "final.pt"), "--split", "val", "--out", str(out)],
-                            capture_output=True, text=True)
+    result = run_module("lix_training.evaluate", str(tmp_path / "a" / "run" / "final.pt"),
+                        str(tmp_path / "b" / "run" / "final.pt"), "--split", "val", "--out", str(out))
     assert result.returncode == 0, result.stderr
     metrics = json.loads((out / "metrics.json").read_text())
     assert [m["name"] for m in metrics] == ["a/run/final", "b/run/final"]
@@ -161,13 +158,12 @@ def test_frame_size_is_the_checkpoint_input_size_and_eval_uses_the_training_data
     assert {p.name for p in out.glob("confusion_*.png")} == {"confusion_a_run_final.png", "confusion_b_run_final.png"}
     # --set changes one data key on top of each checkpoint's own data (still its 3 val frames of the 48x96
     # family), not on top of the synthetic defaults (60 frames at 160x320); a key outside data is refused.
-    result = subprocess.run([sys.executable, "-m", "lix_training.evaluate", str(tmp_path / "a" / "run" / "final.pt"),
-                             "--split", "val", "--set", "data.workers=0", "--out", str(out)],
-                            capture_output=True, text=True)
+    result = run_module("lix_training.evaluate", str(tmp_path / "a" / "run" / "final.pt"), "--split", "val", "--set",
+                        "data.workers=0", "--out", str(out))
     assert result.returncode == 0, result.stderr
     assert json.loads((out / "metrics.json").read_text())["frames"] == 3
-    result = subprocess.run([sys.executable, "-m", "lix_training.evaluate", str(tmp_path / "a" / "run" / "final.pt"),
-                             "--split", "val", "--set", "steps=3", "--out", str(out)], capture_output=True, text=True)
+    result = run_module("lix_training.evaluate", str(tmp_path / "a" / "run" / "final.pt"), "--split", "val", "--set",
+                        "steps=3", "--out", str(out))
     assert result.returncode != 0
     assert result.stderr.strip() == ("lix-eval: error: override 'steps=3': only data.* keys apply here "
                                      "(e.g. data.cache_dir=/path)")
@@ -202,9 +198,6 @@ frames = open_split(load_config(None, ["data.cache_dir={synthetic['cache_dir']}"
 frames.frame_size = (512, 1024)  # large enough for cv2.resize to go parallel in the workers
 print(sum(1 for _ in sample_loader(frames, 2)))
 """
-    try:
-        result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=90)
-    except subprocess.TimeoutExpired:
-        pytest.fail("the loader's workers hung")
+    result = run_python("-c", script, timeout=90)  # a hang fails with the workers' parent's stacks
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "3"

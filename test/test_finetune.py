@@ -1,11 +1,10 @@
 """lix-finetune on real bags: mixed batches, before/after scores, and a worse model is not installed."""
 
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import torch
+from processes import run_module
 
 pytestmark = pytest.mark.slow
 
@@ -17,8 +16,7 @@ TINY = ["model.preset=tiny", "data.render_size=[48, 96]", "data.crop_size=[32, 6
 def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("ft")
     args = [a for o in [*TINY, f"data.cache_dir={root / 'cache'}", "steps=60", "val_every=60"] for a in ("--set", o)]
-    result = subprocess.run([sys.executable, "-m", "lix_training.cli", "--quiet", "--out", str(root / "base"), *args],
-                            capture_output=True, text=True)
+    result = run_module("lix_training.cli", "--quiet", "--out", str(root / "base"), *args)
     assert result.returncode == 0, result.stderr
     return root
 
@@ -40,8 +38,7 @@ def all_road_bag(source, out):
 
 
 def finetune(checkpoint, *args):
-    return subprocess.run([sys.executable, "-m", "lix_training.finetune", str(checkpoint), "--quiet", "--threads", "1",
-                           *map(str, args)], capture_output=True, text=True)
+    return run_module("lix_training.finetune", str(checkpoint), "--quiet", "--threads", "1", *map(str, args))
 
 
 def test_finetune_mixes_reports_before_after_and_installs(trained, tmp_path):
@@ -102,8 +99,7 @@ def test_a_distilled_student_keeps_its_distillation_terms(trained, tmp_path):
     distill = f"distill={{teacher: {tmp_path / 'teacher' / 'final.pt'}, methods: [{{name: kd, temperature: 2.0}}]}}"
     for out, overrides in (("teacher", teacher_args), ("student", [*common, "steps=4", distill])):
         args = [a for o in overrides for a in ("--set", o)]
-        run = subprocess.run([sys.executable, "-m", "lix_training.cli", "--quiet", "--out", str(tmp_path / out), *args],
-                             capture_output=True, text=True)
+        run = run_module("lix_training.cli", "--quiet", "--out", str(tmp_path / out), *args)
         assert run.returncode == 0, run.stderr
     write_synthetic_bag(tmp_path / "hard", 2_000_042, 12, width=96, height=48, quiet=True)
     student = tmp_path / "student" / "final.pt"

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from processes import run_module
 
 pytestmark = pytest.mark.slow
 
@@ -24,8 +25,7 @@ def tiny_args(cache, out, *extra):
 
 
 def train(cache, out, *extra, env=None):
-    return subprocess.run([sys.executable, "-m", "lix_training.cli", *tiny_args(cache, out, *extra)],
-                          capture_output=True, text=True, env=env)
+    return run_module("lix_training.cli", *tiny_args(cache, out, *extra), env=env)
 
 
 @pytest.fixture(scope="module")
@@ -194,10 +194,9 @@ def test_two_process_ddp_matches_one_process_with_same_global_batch(cache, tmp_p
     single = train(cache, tmp_path / "single", *common)
     assert single.returncode == 0, single.stderr
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    ddp = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
-         f"--master_port={free_port()}", "-m", "lix_training.cli", *tiny_args(cache, tmp_path / "ddp", *common)],
-        capture_output=True, text=True, env=env, timeout=300)
+    ddp = run_module("torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
+                     f"--master_port={free_port()}", "-m", "lix_training.cli",
+                     *tiny_args(cache, tmp_path / "ddp", *common), env=env, timeout=300)
     assert ddp.returncode == 0, ddp.stderr[-3000:]
     meta = torch.load(tmp_path / "ddp" / "final.pt", weights_only=True)["training"]
     assert meta["world_size"] == 2
@@ -211,37 +210,33 @@ def test_eval_and_export_commands(cache, tmp_path):
     assert train(cache, tmp_path / "run", "--set", "steps=3").returncode == 0
     checkpoint = tmp_path / "run" / "final.pt"
     data = ["--set", f"data.cache_dir={cache}", "--set", "data.render_size=[64, 128]", "--set", "data.val_count=4"]
-    result = subprocess.run([sys.executable, "-m", "lix_training.evaluate", str(checkpoint), "--split", "val", *data,
-                             "--out", str(tmp_path / "eval")], capture_output=True, text=True)
+    result = run_module("lix_training.evaluate", str(checkpoint), "--split", "val", *data, "--out",
+                        str(tmp_path / "eval"))
     assert result.returncode == 0, result.stderr
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert metrics["frames"] == 4 and 0 <= metrics["miou"] <= 1
     assert sum(map(sum, metrics["confusion"])) == sum(metrics["support"].values()) > 0
     assert (tmp_path / "eval" / "metrics.md").read_text().count("|") > 10
     assert (tmp_path / "eval" / "confusion_run.png").exists()
-    result = subprocess.run([sys.executable, "-m", "lix_training.export", str(checkpoint), "--out",
-                             str(tmp_path / "m.onnx")], capture_output=True, text=True)
+    result = run_module("lix_training.export", str(checkpoint), "--out", str(tmp_path / "m.onnx"))
     assert result.returncode == 0, result.stderr
     assert float(result.stdout.rsplit("=", 1)[1]) <= 1e-4
 
 
 def test_bad_inputs_give_one_line(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "lix_training.cli", "--config", str(tmp_path / "nope.yaml")],
-                            capture_output=True, text=True)
+    result = run_module("lix_training.cli", "--config", str(tmp_path / "nope.yaml"))
     assert result.returncode == 2 and result.stderr.strip().startswith("lix-train: error: config file not found")
-    result = subprocess.run([sys.executable, "-m", "lix_training.cli", "--set", "colour=red"], capture_output=True,
-                            text=True)
+    result = run_module("lix_training.cli", "--set", "colour=red")
     assert result.returncode == 2 and "unknown config key" in result.stderr and "Traceback" not in result.stderr
-    result = subprocess.run([sys.executable, "-m", "lix_training.cli", "--set", "data.train_cont=5"],
-                            capture_output=True, text=True)
+    result = run_module("lix_training.cli", "--set", "data.train_cont=5")
     assert "did you mean 'train_count'?" in result.stderr and "val_fraction" in result.stderr  # known keys listed
-    result = subprocess.run([sys.executable, "-m", "lix_training.cli", "--out", str(tmp_path / "r"), "--set",
-                             "distill={teacher: lix_ros/checkpoints/teacher_depth_small.pt, methods: [{name: kd, "
-                             "temp: 4}]}"], capture_output=True, text=True)
+    result = run_module("lix_training.cli", "--out", str(tmp_path / "r"), "--set",
+                        "distill={teacher: lix_ros/checkpoints/teacher_depth_small.pt, methods: [{name: kd, "
+                        "temp: 4}]}")
     assert result.returncode == 2 and "'kd' has no parameter 'temp'; it accepts: weight, temperature" in result.stderr
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"garbage")
-    result = subprocess.run([sys.executable, "-m", "lix_training.evaluate", str(bad)], capture_output=True, text=True)
+    result = run_module("lix_training.evaluate", str(bad))
     assert result.returncode == 2 and "not a readable checkpoint" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
 
@@ -343,9 +338,8 @@ def test_trained_classes_are_recorded_in_an_older_checkpoint_from_its_training_l
     old = torch.load(unbroken / "final.pt", weights_only=True)
     del old["trained_classes"]
     atomic_save(old, tmp_path / "old.pt")
-    command = [sys.executable, "-m", "lix_training.trained_classes", str(tmp_path / "old.pt"), "--set",
-               f"data.cache_dir={cache}"]
-    result = subprocess.run(command, capture_output=True, text=True)
+    command = ["lix_training.trained_classes", str(tmp_path / "old.pt"), "--set", f"data.cache_dir={cache}"]
+    result = run_module(*command)
     assert result.returncode == 0, result.stderr
     data = load_config(None, [f"data.{k}={json.dumps(v)}" for k, v in old["training"]["config"]["data"].items()
                               if k in ("render_size", "train_count")] + [f"data.cache_dir={cache}"])["data"]
@@ -356,7 +350,7 @@ def test_trained_classes_are_recorded_in_an_older_checkpoint_from_its_training_l
     recorded = read_checkpoint(tmp_path / "old.pt")
     assert recorded["trained_classes"] == sorted(labels)
     assert recorded["weights_sha256"] == old["weights_sha256"]
-    again = subprocess.run(command, capture_output=True, text=True)
+    again = run_module(*command)
     assert again.returncode == 0 and "already records trained_classes" in again.stdout
-    missing = subprocess.run([*command[:3], str(tmp_path / "nope.pt")], capture_output=True, text=True)
+    missing = run_module(command[0], str(tmp_path / "nope.pt"))
     assert missing.returncode == 2 and missing.stderr.count("\n") == 1 and "not found" in missing.stderr

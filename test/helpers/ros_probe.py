@@ -4,7 +4,6 @@ another process (lix-bringup) over real Fast DDS."""
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -12,7 +11,6 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
-import pytest
 import rclpy
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, Image, PointField
@@ -187,17 +185,3 @@ def set_parameter(probe: Probe, node: str, name: str, value):
 
     request = SetParameters.Request(parameters=[Parameter(name, value=value).to_parameter_msg()])
     return call_service(probe, SetParameters, f"{node}/set_parameters", request).results[0]
-
-
-def run_module(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    """Run `python -m <module> <args>` to its exit. If it hangs, SIGABRT makes faulthandler print every
-    thread's Python stack into the failure, to show where."""
-    process = subprocess.Popen([sys.executable, "-X", "faulthandler", "-m", *args], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
-    try:
-        stdout, stderr = process.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        process.send_signal(signal.SIGABRT)
-        stdout, stderr = process.communicate(timeout=30)
-        pytest.fail(f"{' '.join(args)} did not exit in {timeout:.0f} s; its threads:\n{stderr[-6000:]}")
-    return subprocess.CompletedProcess(args, process.returncode, stdout, stderr)
