@@ -9,11 +9,10 @@ from pathlib import Path
 import pytest
 
 rclpy = pytest.importorskip("rclpy")
+from processes import run_module  # noqa: E402
+from ros_probe import Probe  # noqa: E402
 from rosgraph_msgs.msg import Clock  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).parent / "helpers"))
-from ros_probe import Probe, run_module  # noqa: E402
 
 from lix_ros.bag.dataset import bag_samples  # noqa: E402
 from lix_ros.bag.frames import TopicMap  # noqa: E402

@@ -15,11 +15,10 @@ import yaml
 
 rclpy = pytest.importorskip("rclpy")
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
+from processes import run_module  # noqa: E402
+from ros_probe import Bringup, Probe, camera_info, image, point_fields  # noqa: E402
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2  # noqa: E402
 from std_msgs.msg import Float32MultiArray, String  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).parent / "helpers"))
-from ros_probe import Bringup, Probe, camera_info, image, point_fields, run_module  # noqa: E402
 
 from lix_ros.core.default_checkpoints import default_checkpoint  # noqa: E402
 from lix_ros.data.synthetic import LidarConfig, render_frame  # noqa: E402

@@ -9,11 +9,9 @@ from pathlib import Path
 import pytest
 
 rclpy = pytest.importorskip("rclpy")
+from image_publisher import frame_bytes  # noqa: E402
 from rclpy.qos import qos_profile_sensor_data  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).parent / "helpers"))
-from image_publisher import frame_bytes  # noqa: E402
 
 pytestmark = pytest.mark.ros
 COUNT = 40
