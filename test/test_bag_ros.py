@@ -200,7 +200,7 @@ def test_killed_recorder_loses_at_most_half_a_second_and_repair_recovers_the_res
     with pytest.raises(Exception):  # noqa: B017 - standard readers refuse a cut bag (the type varies)
         Reader(bag).open()
     repaired = tmp_path / "repaired"
-    result = run_module("lix_ros.bag.cli", "repair", str(bag), "--out", str(repaired))
+    result = run_module("lix_ros.bag.cli", "repair", str(bag), "--out", str(repaired), timeout=120)
     assert result.returncode == 0, result.stderr
     from lix_ros.bag.hard_frames import cdr_header_stamp
 
@@ -225,13 +225,13 @@ def test_any_topic_names_synth_remap_eval_and_teacher_that_cannot_run(tmp_path):
     assert set(topic_counts(bag)) == {"/front/image", "/front/info", "/front/depth", "/velodyne", "/front/gt",
                                       "/tf_static"}
     run = ["lix_ros.bag.cli", "eval", str(bag), "--quiet", "--max-frames", "3"]
-    named = run_module(*run, "--out", str(tmp_path / "e1"), *names)
+    named = run_module(*run, "--out", str(tmp_path / "e1"), *names, timeout=120)
     assert named.returncode == 0, named.stderr
     report = json.loads((tmp_path / "e1" / "report.json").read_text())
     assert report["frames"] == 3 and report["student_vs_gt"] and report["teacher_vs_gt"]
     assert report["teacher_not_run"] is None
     # the default depth topic is not in this bag: the teacher cannot run, and eval says so
-    no_depth = run_module(*run, "--out", str(tmp_path / "e2"), *names[:4], *names[6:])
+    no_depth = run_module(*run, "--out", str(tmp_path / "e2"), *names[:4], *names[6:], timeout=120)
     assert no_depth.returncode == 0, no_depth.stderr
     assert "NO TEACHER: the depth teacher did not run: the bag has no /camera/depth" in no_depth.stdout
     assert json.loads((tmp_path / "e2" / "report.json").read_text())["teacher_vs_gt"] is None
@@ -260,7 +260,7 @@ def test_label_turns_a_raw_bag_into_training_data(tmp_path):
     raw = tmp_path / "raw"
     write_synthetic_bag(raw, 2_000_030, 12, width=64, height=32, quiet=True, topics=TopicMap(gt="/unused/gt"))
     labelled = tmp_path / "labelled"
-    result = run_module("lix_ros.bag.cli", "label", str(raw), "--out", str(labelled), "--quiet")
+    result = run_module("lix_ros.bag.cli", "label", str(raw), "--out", str(labelled), "--quiet", timeout=120)
     assert result.returncode == 0, result.stderr
     assert "teacher masks on /lix/teacher/semantic for 12 of 12 camera frames" in result.stdout
     counts = topic_counts(labelled)
@@ -268,7 +268,7 @@ def test_label_turns_a_raw_bag_into_training_data(tmp_path):
     samples, stats = bag_samples(labelled)
     assert stats["pseudo_labelled"] == 12 and stats["labelled_gt"] == 0
     assert samples[0].label.shape == (32, 64) and samples[0].label.max() < 19
-    again = run_module("lix_ros.bag.cli", "label", str(labelled), "--out", str(tmp_path / "twice"))
+    again = run_module("lix_ros.bag.cli", "label", str(labelled), "--out", str(tmp_path / "twice"), timeout=120)
     assert again.returncode == 2 and "already has /lix/teacher/semantic" in again.stderr
     train = run_module("lix_training.cli", "--quiet", "--out", str(tmp_path / "run"), "--set", "data.source=bag",
                        "--set", f"data.root={labelled}", "--set", "steps=2", "--set", "model.preset=tiny", "--set",
@@ -300,5 +300,5 @@ def test_demo_runs_the_pipeline_on_your_bag_with_your_topic_names(tmp_path):
     report = json.loads((out / "report" / "report.json").read_text())
     assert report["frames"] == 8 and report["student_vs_gt"] and report["teacher_vs_gt"]
     assert "student_supervised_small.pt" in (out / "bringup.log").read_text()
-    wrong = run_module("lix_ros.cli.demo", "--out", str(tmp_path / "d2"), "--bag", str(bag))
+    wrong = run_module("lix_ros.cli.demo", "--out", str(tmp_path / "d2"), "--bag", str(bag), timeout=120)
     assert wrong.returncode == 2 and "has no /camera/image_raw, /camera/camera_info, /camera/depth" in wrong.stderr

@@ -333,7 +333,7 @@ def test_packaged_checkpoint_by_name(frames):
     ("compare_node", "hard_frame_threshold:=2.0", "parameter 'hard_frame_threshold' must be a float in [0.0, 1.0]"),
 ])
 def test_bad_parameter_is_one_line_and_exit_2(node, override, message):
-    result = run_module(f"lix_ros.nodes.{node}", "--ros-args", "-p", override)
+    result = run_module(f"lix_ros.nodes.{node}", "--ros-args", "-p", override, timeout=60)
     assert result.returncode == 2, result.stderr[-2000:]
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"lix_ros: startup error: {message}"), result.stderr[-2000:]
@@ -379,11 +379,11 @@ def observer_sees(observer, name: str, present: bool, timeout: float = 5.0) -> b
 def test_bad_yaml_values_and_misspelled_keys(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("/**:\n  ros__parameters:\n    diagnostics_period: 0.0\n")
-    result = run_module("lix_ros.nodes.segmentation_node", "--ros-args", "--params-file", str(bad))
+    result = run_module("lix_ros.nodes.segmentation_node", "--ros-args", "--params-file", str(bad), timeout=60)
     assert result.returncode == 2 and "parameter 'diagnostics_period' must be a float in [0.1, 60.0]" in result.stderr
     typo = tmp_path / "typo.yaml"
     typo.write_text("/**:\n  ros__parameters:\n    treads: 1\n    queue_depth: '5'\n")
-    result = run_module("lix_ros.nodes.segmentation_node", "--ros-args", "--params-file", str(typo))
+    result = run_module("lix_ros.nodes.segmentation_node", "--ros-args", "--params-file", str(typo), timeout=60)
     assert result.returncode == 2 and "parameter 'queue_depth' must be an int in [1, 100], got '5'" in result.stderr
     typo.write_text("/**:\n  ros__parameters:\n    treads: 1\n")
     process = subprocess.Popen([sys.executable, "-m", "lix_ros.nodes.segmentation_node", "--ros-args",
@@ -472,7 +472,7 @@ def test_hard_frame_bag_failure_stops_capture_not_the_stack(tmp_path, frames):
 def test_hard_frame_bag_under_a_file_is_a_startup_error(tmp_path):
     (tmp_path / "file").write_text("x")
     result = run_module("lix_ros.nodes.compare_node", "--ros-args", "-p",
-                        f"hard_frame_bag:={tmp_path / 'file' / 'sub' / 'bag'}")
+                        f"hard_frame_bag:={tmp_path / 'file' / 'sub' / 'bag'}", timeout=60)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         f"lix_ros: startup error: parameter 'hard_frame_bag': cannot create folder {tmp_path / 'file' / 'sub'} "
