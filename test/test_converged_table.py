@@ -114,34 +114,37 @@ def test_a_stale_table_fails_the_check(tmp_path):
     ("bench_kd_converged_wide_2x", "**1.5× wide: LIX channel-wise − supervised, both at 32000 steps**"),
 ])
 def test_readme_32000_step_comparison_is_what_the_committed_runs_give(report, marker):
-    """The README rows 'LIX channel-wise − supervised, both at 32000 steps' (the pre-registered checks at twice
-    the budget, default and 1.5x wide student) state what pair_runs.py computes from the committed runs, on the
-    seeds the row names."""
+    """The rows 'LIX channel-wise − supervised, both at 32000 steps' (the pre-registered checks at twice the
+    budget, default and 1.5x wide student), in the README's summary and in docs/results.md, state what
+    pair_runs.py computes from the committed runs, on the seeds the row names."""
     import re
 
     doubled = RESULTS / report / "runs"
     done = run_python("benchmarks/pair_runs.py", str(doubled / "lix_channel_logit_only"), str(doubled / "student"),
                       check=True)
     computed = re.findall(r"A - B (\w+): (\S+ \[\S+ \S+\])", done.stdout)
-    row = next(line for line in Path("README.md").read_text().splitlines() if marker in line)
-    cells_of_row = [cell.strip().strip("*").replace("−", "-") for cell in row.strip("|").split("|")]
     seeds = re.search(r"seeds \[(.*)\]", done.stdout).group(1).replace(", ", ",")
     first, last = seeds.split(",")[0], seeds.split(",")[-1]
-    assert cells_of_row[1].replace("–", "-") == f"{first}-{last}"
     assert tuple(split for split, _ in computed) == EVAL_SPLITS
-    assert cells_of_row[2:5] == [figure for _, figure in computed]
+    for page in ("README.md", "docs/results.md"):
+        rows = [line for line in Path(page).read_text().splitlines() if marker in line]
+        assert len(rows) == 1, f"{page}: {len(rows)} rows with {marker}"
+        cells_of_row = [cell.strip().strip("*").replace("−", "-") for cell in rows[0].strip("|").split("|")]
+        assert cells_of_row[1].replace("–", "-") == f"{first}-{last}", page
+        assert cells_of_row[2:5] == [figure for _, figure in computed], page
 
 
 def test_docs_summary_states_only_figures_measured_elsewhere():
-    """docs/distillation.md opens with "Where things stand": every interval it quotes must be one the README's
-    tested tables, the converged table or the detailed sections of the same page state, so the summary cannot
+    """docs/distillation.md opens with "Where things stand": every interval it quotes must be one the README,
+    docs/results.md, the converged table or the detailed sections of the same page state, so the summary cannot
     drift from what the committed runs give."""
     import re
 
     interval = r"[+\-]\d+\.\d\d \[[+\-]\d+\.\d\d, [+\-]\d+\.\d\d\]"
     doc = Path("docs/distillation.md").read_text().replace("−", "-")
     summary, details = doc.split("## Where things stand", 1)[1].split("\n## ", 1)
-    sources = details + Path("README.md").read_text().replace("−", "-") + (RESULTS / "converged_table.md").read_text()
+    pages = [Path(page).read_text().replace("−", "-") for page in ("README.md", "docs/results.md")]
+    sources = details + "".join(pages) + (RESULTS / "converged_table.md").read_text()
     quoted = re.findall(interval, summary)
     assert len(quoted) >= 10
     assert [figure for figure in quoted if figure not in sources] == []
