@@ -134,6 +134,20 @@ def test_readme_32000_step_comparison_is_what_the_committed_runs_give(report, ma
         assert cells_of_row[2:5] == [figure for _, figure in computed], page
 
 
+def test_readme_results_state_only_figures_of_the_detailed_page():
+    """The README's short "Results" quotes intervals; each must be one docs/results.md or the converged table
+    states (those are checked against the committed runs), so the summary a user reads cannot drift."""
+    import re
+
+    interval = r"[+\-]\d+\.\d\d \[[+\-]\d+\.\d\d, [+\-]\d+\.\d\d\]"
+    readme = Path("README.md").read_text().replace("−", "-")
+    summary = readme.split("\n## Results\n", 1)[1].split("<!-- converged table: begin -->")[0]
+    sources = Path("docs/results.md").read_text().replace("−", "-") + (RESULTS / "converged_table.md").read_text()
+    quoted = re.findall(interval, summary)
+    assert len(quoted) >= 10
+    assert [figure for figure in quoted if figure not in sources] == []
+
+
 def test_docs_summary_states_only_figures_measured_elsewhere():
     """docs/distillation.md opens with "Where things stand": every interval it quotes must be one the README,
     docs/results.md, the converged table or the detailed sections of the same page state, so the summary cannot
