@@ -135,30 +135,29 @@ def test_readme_32000_step_comparison_is_what_the_committed_runs_give(report, ma
 
 
 def test_readme_results_state_only_figures_of_the_detailed_page():
-    """The README's short "Results" quotes intervals; each must be one docs/results.md or the converged table
-    states (those are checked against the committed runs), so the summary a user reads cannot drift."""
-    import re
-
-    interval = r"[+\-]\d+\.\d\d \[[+\-]\d+\.\d\d, [+\-]\d+\.\d\d\]"
-    readme = Path("README.md").read_text().replace("−", "-")
+    """The README's short "Results" quotes intervals; each must be one that docs/results.md (which gives every
+    figure's runs and command) or the converged table states, so the summary a user reads cannot drift."""
+    readme = Path("README.md").read_text()
     summary = readme.split("\n## Results\n", 1)[1].split("<!-- converged table: begin -->")[0]
-    sources = Path("docs/results.md").read_text().replace("−", "-") + (RESULTS / "converged_table.md").read_text()
-    quoted = re.findall(interval, summary)
-    assert len(quoted) >= 10
-    assert [figure for figure in quoted if figure not in sources] == []
+    sources = Path("docs/results.md").read_text() + (RESULTS / "converged_table.md").read_text()
+    assert_quotes_only(summary, sources)
 
 
 def test_docs_summary_states_only_figures_measured_elsewhere():
     """docs/distillation.md opens with "Where things stand": every interval it quotes must be one the README,
     docs/results.md, the converged table or the detailed sections of the same page state, so the summary cannot
     drift from what the committed runs give."""
+    doc = Path("docs/distillation.md").read_text()
+    summary, details = doc.split("## Where things stand", 1)[1].split("\n## ", 1)
+    pages = [Path(page).read_text() for page in ("README.md", "docs/results.md")]
+    assert_quotes_only(summary, details + "".join(pages) + (RESULTS / "converged_table.md").read_text())
+
+
+def assert_quotes_only(summary: str, sources: str) -> None:
+    """Every 'difference [95 % interval]' the summary quotes (at least ten) appears in the sources."""
     import re
 
     interval = r"[+\-]\d+\.\d\d \[[+\-]\d+\.\d\d, [+\-]\d+\.\d\d\]"
-    doc = Path("docs/distillation.md").read_text().replace("−", "-")
-    summary, details = doc.split("## Where things stand", 1)[1].split("\n## ", 1)
-    pages = [Path(page).read_text().replace("−", "-") for page in ("README.md", "docs/results.md")]
-    sources = details + "".join(pages) + (RESULTS / "converged_table.md").read_text()
-    quoted = re.findall(interval, summary)
+    quoted = re.findall(interval, summary.replace("−", "-"))
     assert len(quoted) >= 10
-    assert [figure for figure in quoted if figure not in sources] == []
+    assert [figure for figure in quoted if figure not in sources.replace("−", "-")] == []
