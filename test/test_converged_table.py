@@ -13,7 +13,9 @@ from lix_training.bench_kd import EVAL_SPLITS
 
 RESULTS = Path("benchmarks/results")
 STUDENT = RESULTS / "bench_kd_converged_rescored/runs/student"
-DEFAULT = RESULTS / "bench_kd_converged_teacher16000/runs/lix_channel_logit_only"
+# the default student's row since 2026-12-07 (channel-wise DKD) and the default until then (controller on)
+DEFAULT = RESULTS / "bench_kd_converged_rescored/runs/lix_channel_logit_only_no_dwc"
+LIX_CHANNEL_LOGIT = RESULTS / "bench_kd_converged_teacher16000/runs/lix_channel_logit_only"
 CWD = RESULTS / "bench_kd_converged_rescored/runs/cwd"
 
 
@@ -33,18 +35,18 @@ def test_rows_of_two_reports_are_paired_per_seed(tmp_path):
     assert out.read_text() == done.stdout
     rows = cells(done.stdout)
     assert list(rows) == ["default", "cwd", "student"]  # ordered by val: 76.87, 76.04, 72.86
-    # the README's figures for the default (seeds 0-9): +3.61 [+2.54, +4.68] test-in, +3.41 [+1.68, +5.13] shift
-    assert rows["default"][2:8] == ["0–9", "76.87", "76.06 ± 0.47", "+3.61 [+2.54, +4.68]", "69.99 ± 0.75",
-                                    "+3.41 [+1.68, +5.13]"]
-    assert rows["default"][-1] == "23 / 19"
+    # the README's figures for the default (seeds 0-9): +3.75 [+2.85, +4.65] test-in, +3.48 [+2.19, +4.78] shift
+    assert rows["default"][2:8] == ["0–9", "76.87", "76.20 ± 0.66", "+3.75 [+2.85, +4.65]", "70.06 ± 0.71",
+                                    "+3.48 [+2.19, +4.78]"]
+    assert rows["default"][-1] == "24 / 19"
     # and CWD x10 against the default on val / test-in / test-shift (pair_runs.py gives the same)
-    assert rows["cwd"][8:11] == ["-0.83 [-1.53, -0.13]", "-0.57 [-1.01, -0.12]", "-0.49 [-1.19, +0.22]"]
+    assert rows["cwd"][8:11] == ["-0.83 [-1.49, -0.17]", "-0.71 [-1.31, -0.11]", "-0.56 [-1.07, -0.06]"]
     assert rows["student"][5] == "–" and rows["default"][8] == "–"
 
 
 def test_pair_runs_agrees_with_the_table():
     done = run_python("benchmarks/pair_runs.py", str(CWD), str(DEFAULT), check=True)
-    assert "A - B test_in: -0.57 [-1.01, -0.12]" in done.stdout
+    assert "A - B test_in: -0.71 [-1.31, -0.11]" in done.stdout
 
 
 def test_runs_of_another_budget_or_teacher_are_refused():
@@ -52,7 +54,7 @@ def test_runs_of_another_budget_or_teacher_are_refused():
     assert other_budget.returncode == 2 and "Traceback" not in other_budget.stderr
     assert "different base settings" in other_budget.stderr
     # the same row distilled from the 3000-step teacher
-    other_teacher = table(f"default={DEFAULT}", f"old={RESULTS / 'bench_kd_converged/runs/lix_channel_logit_only'}")
+    other_teacher = table(f"new={LIX_CHANNEL_LOGIT}", f"old={RESULTS / 'bench_kd_converged/runs/lix_channel_logit_only'}")
     assert other_teacher.returncode == 2 and "different teachers" in other_teacher.stderr
     # a supervised run never saw a teacher: pooled under any
     assert table(f"default={DEFAULT}", f"student={STUDENT}").returncode == 0

@@ -77,7 +77,7 @@ def model_params(default_description: str, packaged_example: str) -> list[Param]
 
 
 SEGMENTATION = [
-    *model_params("the packaged default LIX student", "student_wide"),
+    *model_params("the packaged default distilled student", "student_wide"),
     Param("use_compressed", False, "Subscribe to image/compressed (sensor_msgs/CompressedImage) instead of image"),
     Param("overlay_alpha", 0.5, "Colour output: weight of the palette over the camera image (1 = palette only)",
           0.0, 1.0, runtime=True),
