@@ -54,7 +54,8 @@ def test_runs_of_another_budget_or_teacher_are_refused():
     assert other_budget.returncode == 2 and "Traceback" not in other_budget.stderr
     assert "different base settings" in other_budget.stderr
     # the same row distilled from the 3000-step teacher
-    other_teacher = table(f"new={LIX_CHANNEL_LOGIT}", f"old={RESULTS / 'bench_kd_converged/runs/lix_channel_logit_only'}")
+    old_teacher = RESULTS / "bench_kd_converged/runs/lix_channel_logit_only"
+    other_teacher = table(f"new={LIX_CHANNEL_LOGIT}", f"old={old_teacher}")
     assert other_teacher.returncode == 2 and "different teachers" in other_teacher.stderr
     # a supervised run never saw a teacher: pooled under any
     assert table(f"default={DEFAULT}", f"student={STUDENT}").returncode == 0
