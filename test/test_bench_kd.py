@@ -389,8 +389,8 @@ def test_committed_results_agree_with_the_configs_and_checkpoints():
 
     from lix_training.config import load_config
 
-    # the choices the 4000-step table had made when the default was chosen (before the output was read over the
-    # trained classes, which re-scored 3 of its runs: benchmarks/results/bench_kd_full/results.json now)
+    # the 4000-step table's choices: `before` the output was read over the trained classes (when LIX channel-wise
+    # was chosen), and `rescored` after (3 of its runs changed; the converged rows, today's default's included)
     def chosen(report: str) -> dict[str, dict]:
         rows = json.loads(Path(f"benchmarks/results/bench_kd_full/{report}.json").read_text())["rows"]
         return {r["row"]: r["variant"] for r in rows}

@@ -1,11 +1,12 @@
 """Distillation methods, one per module, selected and weighted by the training YAML
-(the default student's config/training/student_lix_channel.yaml below; pixel-wise LIX in student_lix.yaml
-adds `lix_feature`, LIX's feature side, beside its `lix_logit`):
+(the default student's config/training/student_channel_dkd.yaml below; LIX channel-wise with its dynamic weight
+controller in student_lix_channel.yaml; pixel-wise LIX in student_lix.yaml adds `lix_feature`, LIX's feature
+side, beside its `lix_logit`):
 
     distill:
       teacher: lix_ros/checkpoints/teacher_depth_small.pt
       methods:
-        - {name: lix_channel, temperature: 4.0, weight: 1.0}
+        - {name: lix_channel, temperature: 4.0, weight: 3.0, dynamic: false}
 """
 
 from __future__ import annotations
