@@ -4,6 +4,7 @@ another process (lix-bringup) over real Fast DDS."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -108,14 +109,19 @@ class Bringup:
         self.process = subprocess.Popen([sys.executable, "-m", "lix_ros.cli.bringup", *args], env=os.environ.copy(),
                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
-    def stop(self) -> tuple[int, str]:
+    def stop(self, seconds: float = 30) -> tuple[int, str]:
+        """SIGINT, then the exit code and stderr; pipes are drained while waiting, so a chatty process cannot block
+        on a full pipe. One that does not exit within `seconds` (a liveness bound for a loaded 2-core machine, not
+        a speed goal) is killed and says so in the stderr returned."""
         if self.process.poll() is None:
-            self.process.send_signal(2)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-        return self.process.returncode, self.process.stderr.read()
+            self.process.send_signal(signal.SIGINT)
+        try:
+            _, stderr = self.process.communicate(timeout=seconds)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            _, stderr = self.process.communicate()
+            stderr += f"\n[test] lix-bringup did not exit within {seconds:g} s of SIGINT and was killed\n"
+        return self.process.returncode, stderr
 
 
 REPO = Path(__file__).resolve().parents[2]
