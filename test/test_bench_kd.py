@@ -387,15 +387,15 @@ def test_committed_results_agree_with_the_configs_and_checkpoints():
     import torch
     import yaml
 
+    from lix_training.bench_kd import fixed_variants
     from lix_training.config import load_config
 
-    # the 4000-step table's choices: `before` the output was read over the trained classes (when LIX channel-wise
-    # was chosen), and `rescored` after (3 of its runs changed; the converged rows, today's default's included)
-    def chosen(report: str) -> dict[str, dict]:
-        rows = json.loads(Path(f"benchmarks/results/bench_kd_full/{report}.json").read_text())["rows"]
-        return {r["row"]: r["variant"] for r in rows}
-
-    before, rescored = chosen("results.before_output_classes"), chosen("results")
+    # the 4000-step table's choices, read as --variants-from reads them: `before` the output was read over the
+    # trained classes (when LIX channel-wise was chosen), and `rescored` after (3 of its runs changed; the
+    # converged rows, today's default's included)
+    full = Path("benchmarks/results/bench_kd_full")
+    before = fixed_variants(full / "results.before_output_classes.json", ["student", "lix_channel_logit_only", "lix"])
+    rescored = fixed_variants(full / "results.json", ["lix_channel_logit_only_no_dwc"])
     for config, row, variants in (("student_channel_dkd.yaml", "lix_channel_logit_only_no_dwc", rescored),
                                   ("student_lix_channel.yaml", "lix_channel_logit_only", before),
                                   ("student_lix.yaml", "lix", before)):
