@@ -23,6 +23,8 @@ from lix_training.bench_kd import format_difference, paired_difference
 SEEDS = tuple(range(10, 20))
 ROWS = {"student": "student", "default": "lix_channel_logit_only_no_dwc", "cwd": "cwd"}
 SPLIT_NAMES = {"test_in": "test-in", "test": "test-shift"}
+# (name, row the default is compared with, primary splits, secondary splits), as registered
+HYPOTHESES = (("H1", "student", ("test_in", "test"), ()), ("H2", "cwd", ("test",), ("test_in",)))
 DEFAULT_RUNS = Path(__file__).resolve().parent / "results" / "bench_kd_converged_confirm" / "runs"
 
 
@@ -35,36 +37,31 @@ def study_scores(runs: Path) -> dict[str, dict[int, dict[str, float]]]:
     return scores
 
 
-def readout(scores: dict[str, dict[int, dict[str, float]]]) -> tuple[list[str], dict[str, bool] | None]:
-    """Printable lines and, once every run has finished, each hypothesis' verdict (None before that)."""
+def readout(scores: dict[str, dict[int, dict[str, float]]]) -> list[str]:
+    """Printable lines: each hypothesis' differences, and its verdict once every run has finished."""
     finished = sum(len(s) for s in scores.values())
     complete = finished == len(ROWS) * len(SEEDS)
     lines = [f"{finished} of {len(ROWS) * len(SEEDS)} runs finished"
              + ("" if complete else " — interim figures, no decision (the rule reads them only at 30)")]
-
-    def difference(a: str, b: str, split: str) -> dict | None:
-        return paired_difference({k: v[split] for k, v in scores[a].items()},
-                                 {k: v[split] for k, v in scores[b].items()})
-
-    verdicts = {}
-    for name, other, splits in (("H1", "student", ("test_in", "test")), ("H2", "cwd", ("test", "test_in"))):
-        primary = splits if name == "H1" else splits[:1]
+    h1_means = []
+    for name, other, primary, secondary in HYPOTHESES:
+        shared = sorted(set(scores["default"]) & set(scores[other]))
         above = True
-        for split in splits:
-            d = difference("default", other, split)
-            shared = sorted(set(scores["default"]) & set(scores[other]))
+        for split in (*primary, *secondary):
+            d = paired_difference({k: scores["default"][k][split] for k in shared},
+                                  {k: scores[other][k][split] for k in shared})
             role = "primary" if split in primary else "secondary"
             lines.append(f"{name} default - {other} {SPLIT_NAMES[split]} ({role}, seeds {shared}): "
                          f"{format_difference(d, scale=1.0)}")
             if split in primary:
                 above = above and d is not None and d["n"] >= 2 and d["low"] > 0
-        verdicts[name] = above
+                if name == "H1" and d is not None:
+                    h1_means.append(d["mean"])
         if complete:
             lines.append(f"{name}: {'confirmed' if above else 'not confirmed'}")
     if complete:
-        means = [difference("default", "student", s)["mean"] for s in ("test_in", "test")]
-        lines.append("H1 means reach the issue's 3.0 on both tests: " + ("yes" if min(means) >= 3.0 else "no"))
-    return lines, verdicts if complete else None
+        lines.append("H1 means reach the issue's 3.0 on both tests: " + ("yes" if min(h1_means) >= 3.0 else "no"))
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -74,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.runs.is_dir():
         print(f"confirm_readout: error: no runs folder {args.runs}", file=sys.stderr)
         return 2
-    lines, _ = readout(study_scores(args.runs))
+    lines = readout(study_scores(args.runs))
     print("\n".join(lines))
     return 0
 
