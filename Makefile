@@ -28,7 +28,7 @@ test: setup lint
 	$(BIN)/python scripts/check_install_tree.py $(WS)/install_plain/lix_ros
 	cd $(WS) && $(COLCON) --log-base log build --base-paths src --symlink-install
 	$(BIN)/python scripts/check_install_tree.py $(WS)/install/lix_ros
-	cd $(WS) && $(COLCON) --log-base log test --base-paths src --event-handlers console_direct+ --pytest-args -q
+	cd $(WS) && $(COLCON) --log-base log test --base-paths src --event-handlers console_direct+ --pytest-args -q --durations=15
 	cd $(WS) && $(COLCON) test-result --test-result-base build --verbose
 
 # Main job: synthetic drive bag -> student/teacher/A-B nodes -> replay -> record -> evaluation report.
