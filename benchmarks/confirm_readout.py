@@ -43,8 +43,9 @@ def readout(scores: dict[str, dict[int, dict[str, float]]]) -> list[str]:
     complete = finished == len(ROWS) * len(SEEDS)
     lines = [f"{finished} of {len(ROWS) * len(SEEDS)} runs finished"
              + ("" if complete else " — interim figures, no decision (the rule reads them only at 30)")]
-    h1_means = []
+    primary_means: dict[str, list[float]] = {}
     for name, other, primary, secondary in HYPOTHESES:
+        means = primary_means.setdefault(name, [])
         shared = sorted(set(scores["default"]) & set(scores[other]))
         above = True
         for split in (*primary, *secondary):
@@ -55,12 +56,13 @@ def readout(scores: dict[str, dict[int, dict[str, float]]]) -> list[str]:
                          f"{format_difference(d, scale=1.0)}")
             if split in primary:
                 above = above and d is not None and d["n"] >= 2 and d["low"] > 0
-                if name == "H1" and d is not None:
-                    h1_means.append(d["mean"])
+                if d is not None:
+                    means.append(d["mean"])
         if complete:
             lines.append(f"{name}: {'confirmed' if above else 'not confirmed'}")
     if complete:
-        lines.append("H1 means reach the issue's 3.0 on both tests: " + ("yes" if min(h1_means) >= 3.0 else "no"))
+        reached = min(primary_means["H1"]) >= 3.0
+        lines.append("H1 means reach the issue's 3.0 on both tests: " + ("yes" if reached else "no"))
     return lines
 
 

@@ -53,6 +53,7 @@ def test_h1_needs_test_shift_too(tmp_path):
     write_runs(tmp_path, study([(d_in, (-1) ** i * 1.5) for i, (d_in, _) in enumerate(STEADY)], SMALL_STEADY))
     lines = readout(tmp_path)
     assert "H1: not confirmed" in lines and "H2: confirmed" in lines
+    assert "H1 means reach the issue's 3.0 on both tests: no" in lines
 
 
 def test_h2_reads_test_shift_not_test_in(tmp_path):
