@@ -85,3 +85,22 @@ def test_the_committed_study_reads_without_error():
 def test_a_missing_folder_is_one_readable_line():
     done = run_python("benchmarks/confirm_readout.py", "no/such/runs")
     assert done.returncode == 2 and done.stderr.strip() == "confirm_readout: error: no runs folder no/such/runs"
+
+
+def test_the_docs_state_the_verdict_the_committed_runs_give():
+    """docs/distillation.md's "Result" of the replication is what the readout of the committed runs prints: each
+    verdict line, and each difference with its interval in the pages that quote it."""
+    import re
+
+    lines = readout(Path("benchmarks/results/bench_kd_converged_confirm/runs"))
+    assert lines[0] == "30 of 30 runs finished"
+    doc = Path("docs/distillation.md").read_text()
+    result = doc.split("**Result (decided", 1)[1].split("\n- Report:", 1)[0]
+    for line in lines[1:]:
+        if line.startswith(("H1:", "H2:", "H1 means")):
+            assert line in result
+        else:  # "H1 default - student test-in (primary, seeds [...]): +4.15 [+3.50, +4.81]"
+            figure = re.search(r": ([+\-]\d+\.\d\d \[\S+ \S+\])$", line).group(1)
+            assert line.split(" (")[0] + " (" in result and figure in result, line
+            for page in ("README.md", "docs/results.md"):
+                assert figure in Path(page).read_text().replace("−", "-"), (page, line)

@@ -112,19 +112,22 @@ def test_a_stale_table_fails_the_check(tmp_path):
     assert reordered.returncode == 1 and "is stale" in reordered.stderr
 
 
-@pytest.mark.parametrize("report, marker", [
-    ("bench_kd_converged_2x", "**LIX channel-wise − supervised, both at 32000 steps**"),
-    ("bench_kd_converged_wide_2x", "**1.5× wide: LIX channel-wise − supervised, both at 32000 steps**"),
+@pytest.mark.parametrize("report, distilled, marker", [
+    ("bench_kd_converged_2x", "lix_channel_logit_only", "**LIX channel-wise − supervised, both at 32000 steps**"),
+    ("bench_kd_converged_wide_2x", "lix_channel_logit_only",
+     "**1.5× wide: LIX channel-wise − supervised, both at 32000 steps**"),
+    ("bench_kd_converged_confirm", "lix_channel_logit_only_no_dwc",
+     "**the default − supervised, fresh seeds (pre-registered replication)**"),
 ])
-def test_readme_32000_step_comparison_is_what_the_committed_runs_give(report, marker):
-    """The rows 'LIX channel-wise − supervised, both at 32000 steps' (the pre-registered checks at twice the
-    budget, default and 1.5x wide student), in the README's summary and in docs/results.md, state what
-    pair_runs.py computes from the committed runs, on the seeds the row names."""
+def test_readme_paired_rows_are_what_the_committed_runs_give(report, distilled, marker):
+    """The summary rows that pair a distilled student with the supervised one outside the converged table (the
+    pre-registered checks at twice the budget, default and 1.5x wide student, and the replication on fresh
+    seeds), in the README and in docs/results.md, state what pair_runs.py computes from the committed runs, on
+    the seeds the row names."""
     import re
 
-    doubled = RESULTS / report / "runs"
-    done = run_python("benchmarks/pair_runs.py", str(doubled / "lix_channel_logit_only"), str(doubled / "student"),
-                      check=True)
+    runs = RESULTS / report / "runs"
+    done = run_python("benchmarks/pair_runs.py", str(runs / distilled), str(runs / "student"), check=True)
     computed = re.findall(r"A - B (\w+): (\S+ \[\S+ \S+\])", done.stdout)
     seeds = re.search(r"seeds \[(.*)\]", done.stdout).group(1).replace(", ", ",")
     first, last = seeds.split(",")[0], seeds.split(",")[-1]
