@@ -466,9 +466,11 @@ def write_report(bench: Bench, rows: list[dict], teacher_scores: dict[str, float
     if runs:
         total = sum(r.get("wall_seconds", 0.0) for r in runs)
         report["cost"] = {"runs": len(runs), "run_wall_seconds": total}
-        lines += ["", f"Cost: {len(runs)} runs, {total / 3600:.1f} h of run wall time in all (each measured while "
-                  f"{bench.jobs} ran side by side): ≈ {total / 3600 / max(1, bench.jobs):.1f} h wall with "
-                  f"--jobs {bench.jobs}."]
+        # a run is timed by the invocation that finishes it, under that invocation's load, and a resumed run
+        # only from its resumption: say so rather than imply one side-by-side condition for all
+        lines += ["", f"Cost: {len(runs)} runs, {total / 3600:.1f} h of run wall time as recorded (each run timed "
+                  "by the invocation that finished it, beside whatever else ran; a resumed run from its "
+                  f"resumption only): ≈ {total / 3600 / max(1, bench.jobs):.1f} h wall with --jobs {bench.jobs}."]
     (out / "results.md").write_text("\n".join(lines) + "\n")
     (out / "results.json").write_text(json.dumps(report, indent=2))
     plot(bench, rows, teacher_scores, out / "results.png", out / "curves.png")
