@@ -28,6 +28,15 @@ def cells(stdout: str) -> dict[str, list[str]]:
     return {row[0].strip("*"): row for row in rows[1:]}
 
 
+def pair(a: Path, b: Path) -> tuple[list[str], dict[str, str]]:
+    """pair_runs.py A B on committed runs: the seeds it paired and, per split in its order, 'A - B [interval]'."""
+    import re
+
+    done = run_python("benchmarks/pair_runs.py", str(a), str(b), check=True)
+    seeds = re.search(r"seeds \[(.*)\]", done.stdout).group(1).split(", ")
+    return seeds, dict(re.findall(r"A - B (\w+): (\S+ \[\S+ \S+\])", done.stdout))
+
+
 def test_rows_of_two_reports_are_paired_per_seed(tmp_path):
     out = tmp_path / "table.md"
     done = table(f"student={STUDENT}", f"default={DEFAULT}", f"cwd={CWD}", "--versus", "default", "--out", str(out))
@@ -124,20 +133,16 @@ def test_readme_paired_rows_are_what_the_committed_runs_give(report, distilled, 
     pre-registered checks at twice the budget, default and 1.5x wide student, and the replication on fresh
     seeds), in the README and in docs/results.md, state what pair_runs.py computes from the committed runs, on
     the seeds the row names."""
-    import re
-
     runs = RESULTS / report / "runs"
-    done = run_python("benchmarks/pair_runs.py", str(runs / distilled), str(runs / "student"), check=True)
-    computed = re.findall(r"A - B (\w+): (\S+ \[\S+ \S+\])", done.stdout)
-    seeds = re.search(r"seeds \[(.*)\]", done.stdout).group(1).replace(", ", ",")
-    first, last = seeds.split(",")[0], seeds.split(",")[-1]
-    assert tuple(split for split, _ in computed) == EVAL_SPLITS
+    seeds, computed = pair(runs / distilled, runs / "student")
+    first, last = seeds[0], seeds[-1]
+    assert tuple(computed) == EVAL_SPLITS
     for page in ("README.md", "docs/results.md"):
         rows = [line for line in Path(page).read_text().splitlines() if marker in line]
         assert len(rows) == 1, f"{page}: {len(rows)} rows with {marker}"
         cells_of_row = [cell.strip().strip("*").replace("−", "-") for cell in rows[0].strip("|").split("|")]
         assert cells_of_row[1].replace("–", "-") == f"{first}-{last}", page
-        assert cells_of_row[2:5] == [figure for _, figure in computed], page
+        assert cells_of_row[2:5] == list(computed.values()), page
 
 
 def test_readme_results_state_only_figures_of_the_detailed_page():
@@ -174,14 +179,10 @@ def test_the_default_leads_each_published_pixel_wise_row_as_the_readme_says(row)
     """The README says the default leads every published pixel-wise method (seeds 0-4; PFS and KD pre-registered
     on 2026-12-08) with 95 % intervals above 0 on both tests: pair_runs.py on the committed runs must give that,
     and the figures the README quotes for PFS and KD must be the ones it computes."""
-    import re
-
-    runs = RESULTS / "bench_kd_converged_rescored/runs"
-    done = run_python("benchmarks/pair_runs.py", str(DEFAULT), str(runs / row), check=True)
-    assert "seeds [0, 1, 2, 3, 4]" in done.stdout
-    computed = dict(re.findall(r"A - B (\w+): (\S+ \[\S+ \S+\])", done.stdout))
+    seeds, computed = pair(DEFAULT, RESULTS / "bench_kd_converged_rescored/runs" / row)
+    assert seeds == ["0", "1", "2", "3", "4"]
     for split in ("test_in", "test"):
-        low = float(re.search(r"\[(\S+),", computed[split]).group(1))
+        low = float(computed[split].split("[")[1].split(",")[0])
         assert low > 0, f"the default minus {row} on {split}: {computed[split]}"
     readme = " ".join(Path("README.md").read_text().replace("−", "-").split())  # figures wrap across lines
     if row in ("pfs", "kd"):
